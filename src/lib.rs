@@ -1,0 +1,13 @@
+//! ratecache: a memcached-compatible cache server with atomic server-side rate limiting.
+//!
+//! Data flows one way: bytes -> [`protocol`] (Request) -> [`store`] -> Response -> bytes.
+//! The protocol layer never touches the store, the store never sees wire bytes, and the
+//! [`server`] only moves bytes and owns connections.
+
+pub mod clock; // the clock trait: coarse real clock, mock clock for tests
+pub mod config; // memcached-compatible command line flags and limits
+pub mod numeric; // C-compatible decimal parsing shared by protocol and store
+pub mod protocol; // request/response model and the text protocol codec
+pub mod server; // listeners, connection loop, command dispatch, shutdown
+pub mod stats; // global counters rendered by the `stats` commands
+pub mod store; // sharded item store: slab classes, LRU, timing wheel
