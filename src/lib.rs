@@ -11,3 +11,6 @@ pub mod protocol; // request/response model and the text protocol codec
 pub mod server; // listeners, connection loop, command dispatch, shutdown
 pub mod stats; // global counters rendered by the `stats` commands
 pub mod store; // sharded item store: slab classes, LRU, timing wheel
+
+/// The memcached version whose behaviour ratecached reproduces (reported by `version`).
+pub const MEMCACHED_VERSION: &str = "1.6.18";

@@ -102,10 +102,33 @@ impl ShardStats {
             ($($f:ident),*) => { $(self.$f += o.$f;)* };
         }
         sum!(
-            get_hits, get_misses, get_expired, get_flushed, touch_hits, touch_misses, delete_hits,
-            delete_misses, incr_hits, incr_misses, decr_hits, decr_misses, cas_hits, cas_misses,
-            cas_badval, cmd_get, cmd_set, cmd_touch, evictions, evicted_unfetched, evicted_active,
-            reclaimed, expired_unfetched, curr_items, total_items, bytes, store_too_large,
+            get_hits,
+            get_misses,
+            get_expired,
+            get_flushed,
+            touch_hits,
+            touch_misses,
+            delete_hits,
+            delete_misses,
+            incr_hits,
+            incr_misses,
+            decr_hits,
+            decr_misses,
+            cas_hits,
+            cas_misses,
+            cas_badval,
+            cmd_get,
+            cmd_set,
+            cmd_touch,
+            evictions,
+            evicted_unfetched,
+            evicted_active,
+            reclaimed,
+            expired_unfetched,
+            curr_items,
+            total_items,
+            bytes,
+            store_too_large,
             store_no_memory
         );
     }
@@ -373,7 +396,12 @@ impl Store {
 
     /// Looks `key` up; on a hit, lends the item to `f` under the shard lock (`f` must be quick:
     /// copy what it needs). With `touch`, also sets a new client exptime (gat).
-    pub fn get<R>(&self, key: &[u8], touch: Option<i64>, f: impl FnOnce(ItemRef<'_>) -> R) -> Option<R> {
+    pub fn get<R>(
+        &self,
+        key: &[u8],
+        touch: Option<i64>,
+        f: impl FnOnce(ItemRef<'_>) -> R,
+    ) -> Option<R> {
         let now = self.now();
         self.check_flush(now);
         let exptime = touch.map(|t| self.rel_exptime(t));
@@ -422,7 +450,14 @@ impl Store {
     }
 
     /// Runs a storage command.
-    pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: i64, value: &[u8]) -> StoreOutcome {
+    pub fn store(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: i64,
+        value: &[u8],
+    ) -> StoreOutcome {
         let now = self.now();
         self.check_flush(now);
         let rel = self.rel_exptime(exptime);
@@ -442,12 +477,16 @@ impl Store {
                     shard.bump(slot);
                     Some(StoreOutcome::NotStored)
                 }
-                (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => Some(StoreOutcome::NotStored),
+                (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+                    Some(StoreOutcome::NotStored)
+                }
                 (StoreMode::Cas(_), None) => {
                     shard.stats.cas_misses += 1;
                     Some(StoreOutcome::NotFound)
                 }
-                (StoreMode::Cas(unique), Some(slot)) if self.use_cas && shard.item(slot).cas != unique => {
+                (StoreMode::Cas(unique), Some(slot))
+                    if self.use_cas && shard.item(slot).cas != unique =>
+                {
                     shard.stats.cas_badval += 1;
                     let class = shard.item(slot).class;
                     shard.class_mut(class).cas_badval += 1;
@@ -536,7 +575,9 @@ impl Store {
     /// Evicts one item from `shard` (class `class`, or any), never the slot `keep`.
     fn evict_in(&self, shard: &mut Shard, class: Option<u8>, keep: Option<u32>, now: u32) -> bool {
         match shard.eviction_victim(class, now) {
-            Some((slot, why)) if Some(slot) != keep && (why == Removal::Expired || !self.no_evict) => {
+            Some((slot, why))
+                if Some(slot) != keep && (why == Removal::Expired || !self.no_evict) =>
+            {
                 let it = shard.unlink(slot, why, now);
                 self.mem.release(u64::from(it.charge));
                 true
@@ -557,6 +598,29 @@ impl Store {
             }
         }
         false
+    }
+
+    /// True if an item with this key length, value length and flags fits the item size limit.
+    pub fn fits(&self, key_len: usize, value_len: usize, flags: u32) -> bool {
+        self.slabs
+            .class_for(slab::item_total(key_len, value_len, flags, self.use_cas))
+            .is_some()
+    }
+
+    /// Records a store refused as too large before its data was read; with `drop_existing`
+    /// (a `set`) the old value goes too, as memcached will not leave it stale.
+    pub fn reject_too_large(&self, key: &[u8], drop_existing: bool) {
+        let now = self.now();
+        let (hash, lock, _) = self.locate(key);
+        let mut shard = lock.lock();
+        shard.stats.cmd_set += 1;
+        shard.stats.store_too_large += 1;
+        if drop_existing {
+            if let Lookup::Hit(slot) = self.lookup(&mut shard, hash, key, now) {
+                let it = shard.unlink(slot, Removal::Client, now);
+                self.mem.release(u64::from(it.charge));
+            }
+        }
     }
 
     /// Deletes `key`; true if it was there.
@@ -599,7 +663,10 @@ impl Store {
             }
         };
         let it = shard.item(slot);
-        let Some(current) = (!it.value().is_empty()).then(|| numeric::parse_u64(it.value())).flatten() else {
+        let Some(current) = (!it.value().is_empty())
+            .then(|| numeric::parse_u64(it.value()))
+            .flatten()
+        else {
             return DeltaOutcome::NonNumeric;
         };
         let new = if incr {

@@ -38,7 +38,14 @@ pub(crate) struct Item {
 
 impl Item {
     /// A new unlinked item.
-    pub fn new(key: &[u8], value_parts: &[&[u8]], flags: u32, exptime: u32, class: u8, charge: usize) -> Item {
+    pub fn new(
+        key: &[u8],
+        value_parts: &[&[u8]],
+        flags: u32,
+        exptime: u32,
+        class: u8,
+        charge: usize,
+    ) -> Item {
         let vlen: usize = value_parts.iter().map(|p| p.len()).sum();
         let mut data = Vec::with_capacity(key.len() + vlen);
         data.extend_from_slice(key);
@@ -188,7 +195,9 @@ impl Shard {
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         let items = &self.items;
         self.table
-            .find(hash, |&s| items[s as usize].as_ref().is_some_and(|it| it.key() == key))
+            .find(hash, |&s| {
+                items[s as usize].as_ref().is_some_and(|it| it.key() == key)
+            })
             .copied()
     }
 

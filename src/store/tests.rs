@@ -23,60 +23,114 @@ fn get(s: &Store, key: &[u8]) -> Option<Vec<u8>> {
 #[test]
 fn set_get_delete() {
     let (s, _) = store();
-    assert_eq!(s.store(StoreMode::Set, b"k", 5, 0, b"hello"), StoreOutcome::Stored);
-    assert_eq!(s.get(b"k", None, |it| (it.value.to_vec(), it.flags)), Some((b"hello".to_vec(), 5)));
+    assert_eq!(
+        s.store(StoreMode::Set, b"k", 5, 0, b"hello"),
+        StoreOutcome::Stored
+    );
+    assert_eq!(
+        s.get(b"k", None, |it| (it.value.to_vec(), it.flags)),
+        Some((b"hello".to_vec(), 5))
+    );
     assert!(s.delete(b"k"));
     assert!(!s.delete(b"k"));
     assert_eq!(get(&s, b"k"), None);
     let st = s.stats();
-    assert_eq!((st.get_hits, st.get_misses, st.delete_hits, st.delete_misses), (1, 1, 1, 1));
+    assert_eq!(
+        (st.get_hits, st.get_misses, st.delete_hits, st.delete_misses),
+        (1, 1, 1, 1)
+    );
     assert_eq!(s.memory_used(), 0);
 }
 
 #[test]
 fn keys_spread_over_power_of_two_shards() {
-    let (s, _) = store_with(StoreConfig { shards: 6, ..Default::default() });
+    let (s, _) = store_with(StoreConfig {
+        shards: 6,
+        ..Default::default()
+    });
     assert_eq!(s.shard_count(), 8);
     for i in 0..800 {
         s.store(StoreMode::Set, format!("key{i}").as_bytes(), 0, 0, b"v");
     }
     let per_shard: Vec<usize> = s.shards.iter().map(|l| l.lock().len()).collect();
     assert_eq!(per_shard.iter().sum::<usize>(), 800);
-    assert!(per_shard.iter().all(|&n| n > 50), "uneven shards: {per_shard:?}");
+    assert!(
+        per_shard.iter().all(|&n| n > 50),
+        "uneven shards: {per_shard:?}"
+    );
 }
 
 #[test]
 fn add_replace_append_prepend() {
     let (s, _) = store();
-    assert_eq!(s.store(StoreMode::Replace, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Append, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Add, b"k", 7, 0, b"mid"), StoreOutcome::Stored);
-    assert_eq!(s.store(StoreMode::Add, b"k", 0, 0, b"no"), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Append, b"k", 1, 0, b">>"), StoreOutcome::Stored);
-    assert_eq!(s.store(StoreMode::Prepend, b"k", 1, 0, b"<<"), StoreOutcome::Stored);
+    assert_eq!(
+        s.store(StoreMode::Replace, b"k", 0, 0, b"x"),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        s.store(StoreMode::Append, b"k", 0, 0, b"x"),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        s.store(StoreMode::Add, b"k", 7, 0, b"mid"),
+        StoreOutcome::Stored
+    );
+    assert_eq!(
+        s.store(StoreMode::Add, b"k", 0, 0, b"no"),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        s.store(StoreMode::Append, b"k", 1, 0, b">>"),
+        StoreOutcome::Stored
+    );
+    assert_eq!(
+        s.store(StoreMode::Prepend, b"k", 1, 0, b"<<"),
+        StoreOutcome::Stored
+    );
     // append/prepend keep the original flags.
-    assert_eq!(s.get(b"k", None, |it| (it.value.to_vec(), it.flags)), Some((b"<<mid>>".to_vec(), 7)));
-    assert_eq!(s.store(StoreMode::Replace, b"k", 0, 0, b"new"), StoreOutcome::Stored);
+    assert_eq!(
+        s.get(b"k", None, |it| (it.value.to_vec(), it.flags)),
+        Some((b"<<mid>>".to_vec(), 7))
+    );
+    assert_eq!(
+        s.store(StoreMode::Replace, b"k", 0, 0, b"new"),
+        StoreOutcome::Stored
+    );
     assert_eq!(get(&s, b"k"), Some(b"new".to_vec()));
 }
 
 #[test]
 fn cas_checks_unique() {
     let (s, _) = store();
-    assert_eq!(s.store(StoreMode::Cas(1), b"k", 0, 0, b"v"), StoreOutcome::NotFound);
+    assert_eq!(
+        s.store(StoreMode::Cas(1), b"k", 0, 0, b"v"),
+        StoreOutcome::NotFound
+    );
     s.store(StoreMode::Set, b"k", 0, 0, b"v");
     let cas = s.get(b"k", None, |it| it.cas).unwrap();
     assert_ne!(cas, 0);
-    assert_eq!(s.store(StoreMode::Cas(cas + 1), b"k", 0, 0, b"w"), StoreOutcome::Exists);
-    assert_eq!(s.store(StoreMode::Cas(cas), b"k", 0, 0, b"w"), StoreOutcome::Stored);
-    assert_eq!(s.store(StoreMode::Cas(cas), b"k", 0, 0, b"z"), StoreOutcome::Exists);
+    assert_eq!(
+        s.store(StoreMode::Cas(cas + 1), b"k", 0, 0, b"w"),
+        StoreOutcome::Exists
+    );
+    assert_eq!(
+        s.store(StoreMode::Cas(cas), b"k", 0, 0, b"w"),
+        StoreOutcome::Stored
+    );
+    assert_eq!(
+        s.store(StoreMode::Cas(cas), b"k", 0, 0, b"z"),
+        StoreOutcome::Exists
+    );
     let st = s.stats();
     assert_eq!((st.cas_misses, st.cas_hits, st.cas_badval), (1, 1, 2));
 }
 
 #[test]
 fn cas_disabled_reports_zero() {
-    let (s, _) = store_with(StoreConfig { use_cas: false, ..Default::default() });
+    let (s, _) = store_with(StoreConfig {
+        use_cas: false,
+        ..Default::default()
+    });
     s.store(StoreMode::Set, b"k", 0, 0, b"v");
     assert_eq!(s.get(b"k", None, |it| it.cas), Some(0));
 }
@@ -164,7 +218,10 @@ fn wheel_reclaims_without_reads() {
     assert_eq!(s.housekeep(64), 1000);
     assert_eq!(s.len(), 10);
     let st = s.stats();
-    assert_eq!((st.reclaimed, st.expired_unfetched, st.curr_items), (1000, 1000, 10));
+    assert_eq!(
+        (st.reclaimed, st.expired_unfetched, st.curr_items),
+        (1000, 1000, 10)
+    );
     clock.advance_secs(998);
     assert_eq!(s.housekeep(64), 10);
     assert!(s.is_empty());
@@ -189,11 +246,18 @@ fn rewritten_and_touched_items_are_rescheduled_not_duplicated() {
 #[test]
 fn eviction_removes_least_recently_used_first() {
     // 200 KiB of memory, items of one class.
-    let (s, _) = store_with(StoreConfig { memory_limit: 200 * 1024, shards: 1, ..Default::default() });
+    let (s, _) = store_with(StoreConfig {
+        memory_limit: 200 * 1024,
+        shards: 1,
+        ..Default::default()
+    });
     let value = vec![b'x'; 900]; // class of 1184-byte chunks
     let mut stored = 0;
     for i in 0..300 {
-        assert_eq!(s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &value), StoreOutcome::Stored);
+        assert_eq!(
+            s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &value),
+            StoreOutcome::Stored
+        );
         stored += 1;
         if i == 50 {
             // k0 is fetched twice: it becomes active and survives its first trip to the tail.
@@ -207,18 +271,31 @@ fn eviction_removes_least_recently_used_first() {
     assert_eq!(st.curr_items + st.evictions, stored);
     assert!(get(&s, b"k1").is_none(), "oldest evicted first");
     assert!(get(&s, b"k299").is_some(), "newest kept");
-    assert!(get(&s, b"k0").is_some(), "second chance for the active item");
+    assert!(
+        get(&s, b"k0").is_some(),
+        "second chance for the active item"
+    );
 }
 
 #[test]
 fn eviction_crosses_shards_and_classes() {
-    let (s, _) = store_with(StoreConfig { memory_limit: 100 * 1024, shards: 16, ..Default::default() });
+    let (s, _) = store_with(StoreConfig {
+        memory_limit: 100 * 1024,
+        shards: 16,
+        ..Default::default()
+    });
     for i in 0..2000 {
-        assert_eq!(s.store(StoreMode::Set, format!("small{i}").as_bytes(), 0, 0, b"v"), StoreOutcome::Stored);
+        assert_eq!(
+            s.store(StoreMode::Set, format!("small{i}").as_bytes(), 0, 0, b"v"),
+            StoreOutcome::Stored
+        );
     }
     let big = vec![b'b'; 20_000];
     for i in 0..3 {
-        assert_eq!(s.store(StoreMode::Set, format!("big{i}").as_bytes(), 0, 0, &big), StoreOutcome::Stored);
+        assert_eq!(
+            s.store(StoreMode::Set, format!("big{i}").as_bytes(), 0, 0, &big),
+            StoreOutcome::Stored
+        );
     }
     assert!(s.memory_used() <= 100 * 1024);
     assert!(get(&s, b"big2").is_some());
@@ -226,7 +303,12 @@ fn eviction_crosses_shards_and_classes() {
 
 #[test]
 fn no_evict_answers_out_of_memory() {
-    let (s, _) = store_with(StoreConfig { memory_limit: 64 * 1024, no_evict: true, shards: 2, ..Default::default() });
+    let (s, _) = store_with(StoreConfig {
+        memory_limit: 64 * 1024,
+        no_evict: true,
+        shards: 2,
+        ..Default::default()
+    });
     let value = vec![b'x'; 1000];
     let mut outcomes = Vec::new();
     for i in 0..100 {
@@ -239,13 +321,26 @@ fn no_evict_answers_out_of_memory() {
 
 #[test]
 fn too_large_set_drops_old_value() {
-    let (s, _) = store_with(StoreConfig { max_item_size: 2048, slab_chunk_max: 1024, ..Default::default() });
+    let (s, _) = store_with(StoreConfig {
+        max_item_size: 2048,
+        slab_chunk_max: 1024,
+        ..Default::default()
+    });
     s.store(StoreMode::Set, b"k", 0, 0, b"old");
-    assert_eq!(s.store(StoreMode::Set, b"k", 0, 0, &[b'x'; 3000]), StoreOutcome::TooLarge);
+    assert_eq!(
+        s.store(StoreMode::Set, b"k", 0, 0, &[b'x'; 3000]),
+        StoreOutcome::TooLarge
+    );
     assert_eq!(get(&s, b"k"), None);
     s.store(StoreMode::Set, b"j", 0, 0, b"old");
-    assert_eq!(s.store(StoreMode::Add, b"j", 0, 0, &[b'x'; 3000]), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Replace, b"j", 0, 0, &[b'x'; 3000]), StoreOutcome::TooLarge);
+    assert_eq!(
+        s.store(StoreMode::Add, b"j", 0, 0, &[b'x'; 3000]),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        s.store(StoreMode::Replace, b"j", 0, 0, &[b'x'; 3000]),
+        StoreOutcome::TooLarge
+    );
     assert_eq!(get(&s, b"j"), Some(b"old".to_vec()));
 }
 
@@ -269,9 +364,18 @@ fn flush_now_and_delayed() {
 
 #[test]
 fn lowering_the_memory_limit_evicts_on_next_store() {
-    let (s, _) = store_with(StoreConfig { shards: 1, ..Default::default() });
+    let (s, _) = store_with(StoreConfig {
+        shards: 1,
+        ..Default::default()
+    });
     for i in 0..100 {
-        s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &[b'v'; 1000]);
+        s.store(
+            StoreMode::Set,
+            format!("k{i}").as_bytes(),
+            0,
+            0,
+            &[b'v'; 1000],
+        );
     }
     s.set_memory_limit(20 * 1024);
     s.store(StoreMode::Set, b"new", 0, 0, &[b'v'; 1000]);

@@ -1,0 +1,753 @@
+//! memcached's classic text protocol: command lines into [`Request`]s, replies into bytes.
+//!
+//! Tokenizing follows memcached byte for byte: tokens are split on spaces only, a NUL ends the
+//! line, at most 23 tokens are read before the rest is left for multi-get, and numbers follow
+//! C's `strtoul` rules ([`crate::numeric`]).
+
+use std::fmt::Display;
+use std::io::Write as _;
+
+use bytes::{BufMut, BytesMut};
+
+use super::{Reply, Request, StatsKind, StoreKind, KEY_MAX_LENGTH};
+use crate::numeric::{parse_i32_truncating, parse_u32_truncating, parse_u64};
+
+/// memcached's MAX_TOKENS: 23 tokens plus the terminal one.
+const MAX_TOKENS: usize = 24;
+
+/// The tokens of one line as memcached's `tokenize_command` produces them.
+struct Tokens<'a> {
+    line: &'a [u8],
+    toks: [&'a [u8]; MAX_TOKENS - 1],
+    len: usize,
+    /// Unread rest of the line after the 23rd token, if any.
+    rest: Option<usize>,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(line: &'a [u8]) -> Self {
+        let line = match line.iter().position(|&b| b == 0) {
+            Some(nul) => &line[..nul],
+            None => line,
+        };
+        let mut t = Tokens {
+            line,
+            toks: [&[]; MAX_TOKENS - 1],
+            len: 0,
+            rest: None,
+        };
+        let mut start = 0;
+        let mut i = 0;
+        while i < line.len() {
+            if line[i] == b' ' {
+                if start != i {
+                    t.toks[t.len] = &line[start..i];
+                    t.len += 1;
+                    if t.len == MAX_TOKENS - 1 {
+                        if i + 1 < line.len() {
+                            t.rest = Some(i + 1);
+                        }
+                        return t;
+                    }
+                }
+                start = i + 1;
+            }
+            i += 1;
+        }
+        if start != i {
+            t.toks[t.len] = &line[start..i];
+            t.len += 1;
+        }
+        t
+    }
+
+    /// memcached's `ntokens`: real tokens plus the terminal token.
+    fn ntokens(&self) -> usize {
+        self.len + 1
+    }
+
+    fn get(&self, i: usize) -> &'a [u8] {
+        if i < self.len {
+            self.toks[i]
+        } else {
+            &[]
+        }
+    }
+
+    /// memcached's `set_noreply_maybe`: the last real token is `noreply`.
+    fn noreply(&self) -> bool {
+        self.len >= 1 && self.toks[self.len - 1] == b"noreply"
+    }
+
+    /// The line from token `i` on.
+    fn from(&self, i: usize) -> &'a [u8] {
+        if i < self.len {
+            let off = self.toks[i].as_ptr() as usize - self.line.as_ptr() as usize;
+            &self.line[off..]
+        } else {
+            match self.rest {
+                Some(off) => &self.line[off..],
+                None => &[],
+            }
+        }
+    }
+}
+
+/// The keys of a multi-get: space-separated tokens of the rest of the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Keys<'a> {
+    /// Keys from a space-separated list.
+    pub fn new(rest: &'a [u8]) -> Self {
+        Keys { rest }
+    }
+}
+
+impl<'a> Iterator for Keys<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let start = self.rest.iter().position(|&b| b != b' ')?;
+        let rest = &self.rest[start..];
+        let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+        self.rest = &rest[end..];
+        Some(&rest[..end])
+    }
+}
+
+fn reply(r: Reply, noreply: bool) -> Request<'static> {
+    Request::Reply { reply: r, noreply }
+}
+
+const ERROR: Request<'static> = Request::Reply {
+    reply: Reply::Error,
+    noreply: false,
+};
+const BAD_FORMAT: Reply = Reply::ClientError("bad command line format");
+
+/// Splits one complete line (without `\r\n`) into a request.
+pub fn parse_command(line: &[u8]) -> Request<'_> {
+    let t = Tokens::new(line);
+    let n = t.ntokens();
+    let cmd = t.get(0);
+    if n < 2 || cmd.len() < 2 {
+        return ERROR;
+    }
+    match cmd {
+        [b'm', c] => match c {
+            b'n' => reply(Reply::Line("MN"), false),
+            // The meta protocol (mg ms md ma me) is not served yet.
+            _ => ERROR,
+        },
+        b"get" | b"gets" | b"bget" => {
+            if n < 3 {
+                return ERROR;
+            }
+            Request::Get {
+                cas: cmd == b"gets",
+                touch: None,
+                keys: Keys::new(t.from(1)),
+            }
+        }
+        b"gat" | b"gats" => {
+            if n < 3 {
+                return ERROR;
+            }
+            let Some(exptime) = parse_i32_truncating(t.get(1)) else {
+                return reply(Reply::ClientError("invalid exptime argument"), false);
+            };
+            Request::Get {
+                cas: cmd == b"gats",
+                touch: Some(exptime),
+                keys: Keys::new(t.from(2)),
+            }
+        }
+        b"set" | b"add" | b"replace" | b"append" | b"prepend" => {
+            if n != 6 && n != 7 {
+                return ERROR;
+            }
+            let kind = match cmd {
+                b"set" => StoreKind::Set,
+                b"add" => StoreKind::Add,
+                b"replace" => StoreKind::Replace,
+                b"append" => StoreKind::Append,
+                _ => StoreKind::Prepend,
+            };
+            parse_store(&t, kind)
+        }
+        b"cas" => {
+            if n != 7 && n != 8 {
+                return ERROR;
+            }
+            parse_store(&t, StoreKind::Cas)
+        }
+        b"incr" | b"decr" => {
+            if n != 4 && n != 5 {
+                return ERROR;
+            }
+            let noreply = t.noreply();
+            let key = t.get(1);
+            if key.len() > KEY_MAX_LENGTH {
+                return reply(BAD_FORMAT, noreply);
+            }
+            match parse_u64(t.get(2)) {
+                Some(delta) => Request::Arith {
+                    key,
+                    incr: cmd == b"incr",
+                    delta,
+                    noreply,
+                },
+                None => reply(
+                    Reply::ClientError("invalid numeric delta argument"),
+                    noreply,
+                ),
+            }
+        }
+        b"delete" => {
+            if !(3..=5).contains(&n) {
+                return ERROR;
+            }
+            let mut noreply = false;
+            if n > 3 {
+                let hold_is_zero = t.get(2) == b"0";
+                noreply = t.noreply();
+                let valid =
+                    (n == 4 && (hold_is_zero || noreply)) || (n == 5 && hold_is_zero && noreply);
+                if !valid {
+                    return reply(
+                        Reply::ClientError(
+                            "bad command line format.  Usage: delete <key> [noreply]",
+                        ),
+                        noreply,
+                    );
+                }
+            }
+            let key = t.get(1);
+            if key.len() > KEY_MAX_LENGTH {
+                return reply(BAD_FORMAT, noreply);
+            }
+            Request::Delete { key, noreply }
+        }
+        b"touch" => {
+            if n != 4 && n != 5 {
+                return ERROR;
+            }
+            let noreply = t.noreply();
+            let key = t.get(1);
+            if key.len() > KEY_MAX_LENGTH {
+                return reply(BAD_FORMAT, noreply);
+            }
+            match parse_i32_truncating(t.get(2)) {
+                Some(exptime) => Request::Touch {
+                    key,
+                    exptime,
+                    noreply,
+                },
+                None => reply(Reply::ClientError("invalid exptime argument"), noreply),
+            }
+        }
+        b"stats" => parse_stats(&t),
+        b"flush_all" => {
+            if !(2..=4).contains(&n) {
+                return ERROR;
+            }
+            let noreply = t.noreply();
+            let mut delay = 0;
+            if n != if noreply { 3 } else { 2 } {
+                match parse_i32_truncating(t.get(1)) {
+                    Some(d) => delay = d,
+                    None => {
+                        return Request::FlushAll {
+                            delay: i32::MIN,
+                            noreply,
+                        }
+                    }
+                }
+            }
+            Request::FlushAll { delay, noreply }
+        }
+        b"version" => Request::Version,
+        b"quit" => Request::Quit,
+        b"shutdown" => {
+            if n == 2 || (n == 3 && t.get(1) == b"graceful") {
+                Request::Shutdown
+            } else {
+                reply(Reply::ClientError("invalid shutdown mode"), false)
+            }
+        }
+        b"verbosity" => {
+            if n != 3 && n != 4 {
+                return ERROR;
+            }
+            let noreply = t.noreply();
+            match parse_u32_truncating(t.get(1)) {
+                Some(level) => Request::Verbosity { level, noreply },
+                None => reply(BAD_FORMAT, noreply),
+            }
+        }
+        b"cache_memlimit" => {
+            if n != 3 && n != 4 {
+                return ERROR;
+            }
+            let noreply = t.noreply();
+            match parse_u32_truncating(t.get(1)) {
+                None => reply(Reply::Error, noreply),
+                Some(mb) if mb < 8 => reply(
+                    Reply::Line("MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"),
+                    noreply,
+                ),
+                Some(mb) if mb > 1_000_000_000 => reply(
+                    Reply::Line("MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"),
+                    noreply,
+                ),
+                Some(megabytes) => Request::CacheMemlimit { megabytes, noreply },
+            }
+        }
+        b"slabs" => parse_slabs(&t),
+        b"lru_crawler" => parse_lru_crawler(&t),
+        b"lru" => {
+            if n < 3 {
+                return ERROR;
+            }
+            let noreply = t.noreply();
+            match t.get(1) {
+                b"mode" if n >= 4 && matches!(t.get(2), b"flat" | b"segmented") => {
+                    reply(Reply::Ok, noreply)
+                }
+                b"temp_ttl" if n >= 4 && parse_i32_truncating(t.get(2)).is_some() => {
+                    reply(Reply::Ok, noreply)
+                }
+                b"tune" if n >= 7 => reply(Reply::Ok, noreply),
+                _ => reply(Reply::Error, noreply),
+            }
+        }
+        b"watch" => reply(
+            Reply::Line("CLIENT_ERROR watch commands not allowed"),
+            t.noreply(),
+        ),
+        _ => {
+            if t.len >= 1 && t.get(t.len - 1).starts_with(b"HTTP/") {
+                Request::Close
+            } else {
+                ERROR
+            }
+        }
+    }
+}
+
+fn parse_store<'a>(t: &Tokens<'a>, kind: StoreKind) -> Request<'a> {
+    let noreply = t.noreply();
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return reply(BAD_FORMAT, noreply);
+    }
+    let (Some(flags), Some(exptime), Some(len)) = (
+        parse_u32_truncating(t.get(2)),
+        parse_i32_truncating(t.get(3)),
+        parse_i32_truncating(t.get(4)),
+    ) else {
+        return reply(BAD_FORMAT, noreply);
+    };
+    let mut cas = 0;
+    if kind == StoreKind::Cas {
+        match parse_u64(t.get(5)) {
+            Some(c) => cas = c,
+            None => return reply(BAD_FORMAT, noreply),
+        }
+    }
+    if len < 0 || len > i32::MAX - 2 {
+        return reply(BAD_FORMAT, noreply);
+    }
+    Request::Store {
+        kind,
+        key,
+        flags,
+        exptime,
+        len: len as usize,
+        cas,
+        noreply,
+    }
+}
+
+fn parse_stats<'a>(t: &Tokens<'a>) -> Request<'a> {
+    if t.ntokens() == 2 {
+        return Request::Stats(StatsKind::General);
+    }
+    let kind = match t.get(1) {
+        b"reset" => StatsKind::Reset,
+        b"detail" => match t.get(2) {
+            b"on" if t.ntokens() >= 4 => StatsKind::DetailOn,
+            b"off" if t.ntokens() >= 4 => StatsKind::DetailOff,
+            b"dump" if t.ntokens() >= 4 => StatsKind::DetailDump,
+            _ => return reply(Reply::ClientError("usage: stats detail on|off|dump"), false),
+        },
+        b"settings" => StatsKind::Settings,
+        b"cachedump" => {
+            if t.ntokens() < 5 {
+                return reply(Reply::ClientError("bad command line"), false);
+            }
+            let (Some(id), Some(limit)) = (
+                parse_u32_truncating(t.get(2)),
+                parse_u32_truncating(t.get(3)),
+            ) else {
+                return reply(BAD_FORMAT, false);
+            };
+            if id >= 64 {
+                return reply(Reply::ClientError("Illegal slab id"), false);
+            }
+            StatsKind::CacheDump(id, limit)
+        }
+        b"conns" => StatsKind::Conns,
+        b"items" => StatsKind::Items,
+        b"slabs" => StatsKind::Slabs,
+        b"sizes" => StatsKind::Sizes,
+        b"sizes_enable" => StatsKind::SizesEnable,
+        b"sizes_disable" => StatsKind::SizesDisable,
+        _ => return ERROR,
+    };
+    Request::Stats(kind)
+}
+
+fn parse_slabs<'a>(t: &Tokens<'a>) -> Request<'a> {
+    let n = t.ntokens();
+    if n == 5 && t.get(1) == b"reassign" {
+        if parse_i32_truncating(t.get(2)).is_none() || parse_i32_truncating(t.get(3)).is_none() {
+            return reply(BAD_FORMAT, false);
+        }
+        // Items are charged per chunk, not held in pages: there is never a page to move.
+        return reply(
+            Reply::Line("NOSPARE source class has no spare pages"),
+            false,
+        );
+    }
+    if n >= 4 && t.get(1) == b"automove" {
+        let noreply = t.noreply();
+        if t.get(2) == b"ratio" {
+            let ok = n >= 5
+                && std::str::from_utf8(t.get(3)).is_ok_and(|s| s.trim().parse::<f64>().is_ok());
+            return reply(if ok { Reply::Ok } else { Reply::Error }, noreply);
+        }
+        return match parse_u32_truncating(t.get(2)) {
+            None => reply(BAD_FORMAT, noreply),
+            Some(0..=2) => reply(Reply::Ok, noreply),
+            Some(_) => reply(Reply::Error, noreply),
+        };
+    }
+    ERROR
+}
+
+fn parse_lru_crawler<'a>(t: &Tokens<'a>) -> Request<'a> {
+    let n = t.ntokens();
+    match (n, t.get(1)) {
+        (4, b"crawl") => reply(Reply::Ok, false),
+        (4, b"metadump") => reply(Reply::Line("ERROR metadump not allowed"), false),
+        (4, b"tocrawl") => match parse_u32_truncating(t.get(2)) {
+            Some(_) => reply(Reply::Ok, false),
+            None => reply(BAD_FORMAT, false),
+        },
+        (4, b"sleep") => match parse_u32_truncating(t.get(2)) {
+            Some(s) if s > 1_000_000 => reply(
+                Reply::ClientError("sleep must be one second or less"),
+                false,
+            ),
+            Some(_) => reply(Reply::Ok, false),
+            None => reply(BAD_FORMAT, false),
+        },
+        (3, b"enable" | b"disable") => reply(Reply::Ok, false),
+        _ => ERROR,
+    }
+}
+
+/// True if a line that has no `\n` yet may keep growing past the normal limit: memcached
+/// allows that only for `get`/`gets` multi-gets (after at most 100 leading spaces).
+pub fn may_be_long_multiget(buf: &[u8]) -> bool {
+    let spaces = buf.iter().take_while(|&&b| b == b' ').count();
+    let rest = &buf[spaces..];
+    spaces <= 100 && (rest.starts_with(b"get ") || rest.starts_with(b"gets "))
+}
+
+/// Appends a reply line.
+pub fn write_reply(out: &mut BytesMut, r: Reply) {
+    match r {
+        Reply::Stored => out.put_slice(b"STORED\r\n"),
+        Reply::NotStored => out.put_slice(b"NOT_STORED\r\n"),
+        Reply::Exists => out.put_slice(b"EXISTS\r\n"),
+        Reply::NotFound => out.put_slice(b"NOT_FOUND\r\n"),
+        Reply::Deleted => out.put_slice(b"DELETED\r\n"),
+        Reply::Touched => out.put_slice(b"TOUCHED\r\n"),
+        Reply::Ok => out.put_slice(b"OK\r\n"),
+        Reply::Reset => out.put_slice(b"RESET\r\n"),
+        Reply::End => out.put_slice(b"END\r\n"),
+        Reply::Error => out.put_slice(b"ERROR\r\n"),
+        Reply::ClientError(m) => {
+            out.put_slice(b"CLIENT_ERROR ");
+            out.put_slice(m.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        Reply::ServerError(m) => {
+            out.put_slice(b"SERVER_ERROR ");
+            out.put_slice(m.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        Reply::Line(l) => {
+            out.put_slice(l.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+    }
+}
+
+/// Appends `VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n`.
+pub fn write_value(out: &mut BytesMut, key: &[u8], flags: u32, value: &[u8], cas: Option<u64>) {
+    let mut num = itoa::Buffer::new();
+    out.reserve(key.len() + value.len() + 48);
+    out.put_slice(b"VALUE ");
+    out.put_slice(key);
+    out.put_u8(b' ');
+    out.put_slice(num.format(flags).as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(num.format(value.len()).as_bytes());
+    if let Some(cas) = cas {
+        out.put_u8(b' ');
+        out.put_slice(num.format(cas).as_bytes());
+    }
+    out.put_slice(b"\r\n");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// Appends a decimal number line (incr/decr reply).
+pub fn write_number(out: &mut BytesMut, n: u64) {
+    let mut num = itoa::Buffer::new();
+    out.put_slice(num.format(n).as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+/// Appends `STAT <name> <value>\r\n`.
+pub fn write_stat(out: &mut BytesMut, name: impl Display, value: impl Display) {
+    let mut w = out.writer();
+    let _ = write!(w, "STAT {name} {value}\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(s: &str) -> Request<'_> {
+        parse_command(s.as_bytes())
+    }
+
+    #[test]
+    fn tokenizer_matches_memcached() {
+        let t = Tokens::new(b"  get  a b ");
+        assert_eq!(t.ntokens(), 4);
+        assert_eq!(t.get(1), b"a");
+        let line = (0..30)
+            .map(|i| format!("k{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let t = Tokens::new(line.as_bytes());
+        assert_eq!(t.ntokens(), 24);
+        assert_eq!(t.from(23), b"k23 k24 k25 k26 k27 k28 k29");
+        let t = Tokens::new(b"get a\0b c");
+        assert_eq!(t.ntokens(), 3);
+    }
+
+    #[test]
+    fn parses_storage_commands() {
+        assert_eq!(
+            parse("set k 5 10 3"),
+            Request::Store {
+                kind: StoreKind::Set,
+                key: b"k",
+                flags: 5,
+                exptime: 10,
+                len: 3,
+                cas: 0,
+                noreply: false
+            }
+        );
+        assert_eq!(
+            parse("cas k 0 0 1 99 noreply"),
+            Request::Store {
+                kind: StoreKind::Cas,
+                key: b"k",
+                flags: 0,
+                exptime: 0,
+                len: 1,
+                cas: 99,
+                noreply: true
+            }
+        );
+        assert_eq!(parse("set k 0 0"), ERROR);
+        assert_eq!(parse("set k 0 0 1 noreply extra"), ERROR);
+        assert_eq!(parse("set k abc 0 1"), reply(BAD_FORMAT, false));
+        assert_eq!(parse("set k 0 0 -1"), reply(BAD_FORMAT, false));
+        assert_eq!(parse("set k -1 0 1"), reply(BAD_FORMAT, false));
+        let long = format!("set {} 0 0 1", "k".repeat(251));
+        assert_eq!(parse(&long), reply(BAD_FORMAT, false));
+        // flags truncate to 32 bits as memcached's do.
+        assert!(matches!(
+            parse("set k 4294967296 0 1"),
+            Request::Store { flags: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn parses_gets_and_keys() {
+        let Request::Get { cas, touch, keys } = parse("gets a  b c") else {
+            panic!()
+        };
+        assert!(cas);
+        assert_eq!(touch, None);
+        assert_eq!(keys.collect::<Vec<_>>(), vec![&b"a"[..], b"b", b"c"]);
+        let Request::Get { touch, keys, .. } = parse("gat 10 a") else {
+            panic!()
+        };
+        assert_eq!(touch, Some(10));
+        assert_eq!(keys.count(), 1);
+        assert_eq!(
+            parse("gat x a"),
+            reply(Reply::ClientError("invalid exptime argument"), false)
+        );
+        assert_eq!(parse("get"), ERROR);
+    }
+
+    #[test]
+    fn parses_delete_forms() {
+        assert_eq!(
+            parse("delete k"),
+            Request::Delete {
+                key: b"k",
+                noreply: false
+            }
+        );
+        assert_eq!(
+            parse("delete k 0"),
+            Request::Delete {
+                key: b"k",
+                noreply: false
+            }
+        );
+        assert_eq!(
+            parse("delete k noreply"),
+            Request::Delete {
+                key: b"k",
+                noreply: true
+            }
+        );
+        assert_eq!(
+            parse("delete k 0 noreply"),
+            Request::Delete {
+                key: b"k",
+                noreply: true
+            }
+        );
+        assert!(matches!(
+            parse("delete k 1"),
+            Request::Reply {
+                reply: Reply::ClientError(_),
+                noreply: false
+            }
+        ));
+    }
+
+    #[test]
+    fn parses_misc() {
+        assert_eq!(
+            parse("incr k 1"),
+            Request::Arith {
+                key: b"k",
+                incr: true,
+                delta: 1,
+                noreply: false
+            }
+        );
+        assert_eq!(
+            parse("decr k -1"),
+            reply(Reply::ClientError("invalid numeric delta argument"), false)
+        );
+        assert_eq!(
+            parse("touch k 10 noreply"),
+            Request::Touch {
+                key: b"k",
+                exptime: 10,
+                noreply: true
+            }
+        );
+        assert_eq!(
+            parse("flush_all"),
+            Request::FlushAll {
+                delay: 0,
+                noreply: false
+            }
+        );
+        assert_eq!(
+            parse("flush_all noreply"),
+            Request::FlushAll {
+                delay: 0,
+                noreply: true
+            }
+        );
+        assert_eq!(
+            parse("flush_all 10"),
+            Request::FlushAll {
+                delay: 10,
+                noreply: false
+            }
+        );
+        assert_eq!(
+            parse("verbosity 1 2"),
+            Request::Verbosity {
+                level: 1,
+                noreply: false
+            }
+        );
+        assert_eq!(parse("stats"), Request::Stats(StatsKind::General));
+        assert_eq!(
+            parse("stats detail"),
+            reply(Reply::ClientError("usage: stats detail on|off|dump"), false)
+        );
+        assert_eq!(parse("stats bogus"), ERROR);
+        assert_eq!(parse("GET / HTTP/1.1"), Request::Close);
+        assert_eq!(parse(""), ERROR);
+        assert_eq!(parse("x"), ERROR);
+        assert_eq!(parse("mn"), reply(Reply::Line("MN"), false));
+    }
+
+    #[test]
+    fn long_multiget_detection() {
+        assert!(may_be_long_multiget(b"get a b"));
+        assert!(may_be_long_multiget(b"   gets a"));
+        assert!(!may_be_long_multiget(b"set a"));
+        assert!(!may_be_long_multiget(&[b' '; 101]));
+    }
+
+    #[test]
+    fn encodes_values() {
+        let mut b = BytesMut::new();
+        write_value(&mut b, b"k", 3, b"abc", Some(7));
+        write_value(&mut b, b"k", 0, b"", None);
+        write_reply(&mut b, Reply::End);
+        assert_eq!(
+            &b[..],
+            b"VALUE k 3 3 7\r\nabc\r\nVALUE k 0 0\r\n\r\nEND\r\n"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(line in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_command(&line);
+        }
+
+        #[test]
+        fn structured_lines_never_panic(cmd in "(get|gets|gat|set|cas|incr|delete|touch|flush_all|stats|verbosity|cache_memlimit|slabs|lru_crawler|lru) ?",
+                                        args in proptest::collection::vec("[a-z0-9-]{0,5}| |noreply", 0..30)) {
+            let line = format!("{cmd}{}", args.join(" "));
+            let _ = parse_command(line.as_bytes());
+        }
+    }
+}

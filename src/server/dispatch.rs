@@ -1,0 +1,213 @@
+//! Executes decoded requests against the store and writes the text replies. Knows neither
+//! sockets nor framing: the session hands it complete requests and value bytes.
+
+use std::sync::atomic::Ordering;
+
+use bytes::{BufMut, BytesMut};
+
+use super::Context;
+use crate::protocol::text::{write_number, write_reply, write_stat, write_value};
+use crate::protocol::{Reply, Request, StatsKind, StoreKind};
+use crate::stats::{self, PrefixOp, ServerStats};
+use crate::store::{DeltaOutcome, StoreMode, StoreOutcome};
+
+/// What the session must do after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on reading requests.
+    Continue,
+    /// Send what is buffered, then close.
+    Close,
+    /// Close at once and shut the server down.
+    Shutdown,
+}
+
+/// A storage command waiting for its value bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingStore {
+    /// Which command.
+    pub kind: StoreKind,
+    /// Client flags.
+    pub flags: u32,
+    /// Client exptime.
+    pub exptime: i32,
+    /// Cas unique (`cas`).
+    pub cas: u64,
+    /// Suppress the reply.
+    pub noreply: bool,
+}
+
+fn reply(out: &mut BytesMut, r: Reply, noreply: bool) {
+    if !noreply {
+        write_reply(out, r);
+    }
+}
+
+/// Runs a request that carries no value. Storage commands go through [`store`].
+pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
+    let store = &ctx.store;
+    let detail = ctx.stats.detail.enabled();
+    let delim = ctx.config.prefix_delimiter;
+    match req {
+        Request::Get { cas, touch, keys } => {
+            let start = out.len();
+            for key in keys {
+                if key.len() > crate::protocol::KEY_MAX_LENGTH {
+                    // memcached drops the partial answer and sends only the error.
+                    out.truncate(start);
+                    write_reply(out, Reply::ClientError("bad command line format"));
+                    return Flow::Continue;
+                }
+                let hit = store
+                    .get(key, touch.map(i64::from), |it| {
+                        write_value(out, it.key, it.flags, it.value, cas.then_some(it.cas));
+                    })
+                    .is_some();
+                if detail {
+                    ctx.stats.detail.record(key, delim, PrefixOp::Get(hit));
+                }
+            }
+            write_reply(out, Reply::End);
+        }
+        Request::Store { .. } => unreachable!("storage commands carry a value"),
+        Request::Delete { key, noreply } => {
+            if detail {
+                ctx.stats.detail.record(key, delim, PrefixOp::Delete);
+            }
+            let r = if store.delete(key) { Reply::Deleted } else { Reply::NotFound };
+            reply(out, r, noreply);
+        }
+        Request::Arith { key, incr, delta, noreply } => match store.delta(key, incr, delta) {
+            DeltaOutcome::Value(v) => {
+                if !noreply {
+                    write_number(out, v);
+                }
+            }
+            DeltaOutcome::NotFound => reply(out, Reply::NotFound, noreply),
+            DeltaOutcome::NonNumeric => reply(
+                out,
+                Reply::ClientError("cannot increment or decrement non-numeric value"),
+                noreply,
+            ),
+        },
+        Request::Touch { key, exptime, noreply } => {
+            let r = if store.touch(key, i64::from(exptime)) { Reply::Touched } else { Reply::NotFound };
+            reply(out, r, noreply);
+        }
+        Request::FlushAll { delay, noreply } => {
+            ServerStats::add(&ctx.stats.cmd_flush, 1);
+            if ctx.config.disable_flush {
+                reply(out, Reply::ClientError("flush_all not allowed"), noreply);
+            } else if delay == i32::MIN {
+                reply(out, Reply::ClientError("invalid exptime argument"), noreply);
+            } else {
+                store.flush_all(i64::from(delay));
+                reply(out, Reply::Ok, noreply);
+            }
+        }
+        Request::Version => {
+            out.put_slice(b"VERSION ");
+            out.put_slice(crate::MEMCACHED_VERSION.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        Request::Verbosity { level, noreply } => {
+            ctx.stats.verbosity.store(level.min(2), Ordering::Relaxed);
+            reply(out, Reply::Ok, noreply);
+        }
+        Request::CacheMemlimit { megabytes, noreply } => {
+            store.set_memory_limit(u64::from(megabytes) << 20);
+            reply(out, Reply::Ok, noreply);
+        }
+        Request::Stats(kind) => stats_command(ctx, kind, out),
+        Request::Quit => return Flow::Close,
+        Request::Shutdown => {
+            if !ctx.config.enable_shutdown {
+                write_reply(out, Reply::Line("ERROR: shutdown not enabled"));
+            } else {
+                return Flow::Shutdown;
+            }
+        }
+        Request::Reply { reply: r, noreply } => reply(out, r, noreply),
+        Request::Close => return Flow::Close,
+    }
+    Flow::Continue
+}
+
+/// Runs a storage command whose value has arrived. `data` is the value followed by two bytes
+/// that must be `\r\n`.
+pub fn store(ctx: &Context, p: PendingStore, key: &[u8], data: &[u8], out: &mut BytesMut) {
+    let (value, end) = data.split_at(data.len() - 2);
+    if end != b"\r\n" {
+        reply(out, Reply::ClientError("bad data chunk"), p.noreply);
+        return;
+    }
+    if ctx.stats.detail.enabled() {
+        ctx.stats.detail.record(key, ctx.config.prefix_delimiter, PrefixOp::Set);
+    }
+    let mode = match p.kind {
+        StoreKind::Set => StoreMode::Set,
+        StoreKind::Add => StoreMode::Add,
+        StoreKind::Replace => StoreMode::Replace,
+        StoreKind::Append => StoreMode::Append,
+        StoreKind::Prepend => StoreMode::Prepend,
+        StoreKind::Cas => StoreMode::Cas(p.cas),
+    };
+    let r = match ctx.store.store(mode, key, p.flags, i64::from(p.exptime), value) {
+        StoreOutcome::Stored => Reply::Stored,
+        StoreOutcome::NotStored => Reply::NotStored,
+        StoreOutcome::Exists => Reply::Exists,
+        StoreOutcome::NotFound => Reply::NotFound,
+        StoreOutcome::TooLarge => Reply::ServerError("object too large for cache"),
+        StoreOutcome::NoMemory => Reply::ServerError("out of memory storing object"),
+    };
+    reply(out, r, p.noreply);
+}
+
+/// Answers a storage command whose value is over the item size limit; its data is swallowed
+/// by the session.
+pub fn reject_too_large(ctx: &Context, p: PendingStore, key: &[u8], out: &mut BytesMut) {
+    ctx.store.reject_too_large(key, p.kind == StoreKind::Set);
+    reply(out, Reply::ServerError("object too large for cache"), p.noreply);
+}
+
+fn write_stats(out: &mut BytesMut, pairs: &[stats::Stat]) {
+    for (k, v) in pairs {
+        write_stat(out, k, v);
+    }
+    write_reply(out, Reply::End);
+}
+
+fn stats_command(ctx: &Context, kind: StatsKind, out: &mut BytesMut) {
+    let cfg = &ctx.config;
+    match kind {
+        StatsKind::General => write_stats(
+            out,
+            &stats::general(cfg, &ctx.store, &ctx.stats, ctx.started.elapsed().as_secs(), cfg.threads),
+        ),
+        StatsKind::Settings => write_stats(out, &stats::settings(cfg, &ctx.store, &ctx.stats)),
+        StatsKind::Items => write_stats(out, &stats::items(&ctx.store)),
+        StatsKind::Slabs => write_stats(out, &stats::slabs(&ctx.store)),
+        StatsKind::Sizes | StatsKind::SizesEnable | StatsKind::SizesDisable => {
+            write_stats(out, &[("sizes_status".into(), "disabled".into())])
+        }
+        StatsKind::Conns => write_stats(out, &ctx.conns.report()),
+        StatsKind::Reset => {
+            ctx.store.reset_stats();
+            ctx.stats.reset();
+            write_reply(out, Reply::Reset);
+        }
+        StatsKind::DetailOn => {
+            ctx.stats.detail.set_enabled(true);
+            write_reply(out, Reply::Ok);
+        }
+        StatsKind::DetailOff => {
+            ctx.stats.detail.set_enabled(false);
+            write_reply(out, Reply::Ok);
+        }
+        StatsKind::DetailDump => {
+            out.put_slice(&ctx.stats.detail.dump());
+            write_reply(out, Reply::End);
+        }
+        StatsKind::CacheDump(..) => write_reply(out, Reply::End),
+    }
+}

@@ -1,0 +1,210 @@
+//! The network side: listeners (TCP, unix socket), the connection limit, per-connection
+//! read/write loops, background housekeeping, and shutdown. It moves bytes and owns
+//! connections; requests are framed by [`session`] and executed by [`dispatch`].
+
+pub mod connection;
+pub mod dispatch;
+pub mod process;
+pub mod session;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::stats::{ServerStats, Stat};
+use crate::store::{Store, StoreConfig};
+
+/// Everything a connection needs, shared by all of them.
+pub struct Context {
+    /// The configuration the server started with.
+    pub config: Config,
+    /// The item store.
+    pub store: Store,
+    /// Server counters.
+    pub stats: ServerStats,
+    /// Open connections, for `stats conns`.
+    pub conns: ConnRegistry,
+    /// Start time, for `uptime`.
+    pub started: Instant,
+    /// Signalled once to stop the server.
+    pub shutdown: Notify,
+    stopping: AtomicBool,
+}
+
+impl Context {
+    /// A context for `config`, with a store reading `clock`.
+    pub fn new(config: Config, clock: SharedClock) -> Self {
+        let store = Store::new(&store_config(&config), clock);
+        Context {
+            config,
+            store,
+            stats: ServerStats::default(),
+            conns: ConnRegistry::default(),
+            started: Instant::now(),
+            shutdown: Notify::new(),
+            stopping: AtomicBool::new(false),
+        }
+        .with_detail()
+    }
+
+    fn with_detail(self) -> Self {
+        self.stats.detail.set_enabled(self.config.detail_enabled);
+        self
+    }
+
+    /// A context on the system clock, for unit tests of the request path.
+    pub fn for_tests(config: Config) -> Self {
+        Context::new(config, Arc::new(SystemClock::new()))
+    }
+
+    /// Asks the server to stop.
+    pub fn request_shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.shutdown.notify_waiters();
+        self.shutdown.notify_one();
+    }
+
+    /// True once a shutdown was requested.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}
+
+/// Store sizing from the command line.
+pub fn store_config(c: &Config) -> StoreConfig {
+    StoreConfig {
+        memory_limit: c.memory_limit,
+        max_item_size: c.max_item_size,
+        factor: c.factor,
+        min_chunk: c.min_chunk,
+        slab_chunk_max: c.slab_chunk_max.min(c.max_item_size.max(1)),
+        page_size: c.slab_page_size.max(c.max_item_size),
+        use_cas: c.use_cas,
+        no_evict: c.no_evict,
+        shards: (c.threads * 16).next_power_of_two().clamp(16, 1024),
+    }
+}
+
+/// One open connection, as `stats conns` shows it.
+#[derive(Debug)]
+pub struct ConnEntry {
+    addr: String,
+    listen_addr: String,
+    /// Second (since start) of the last command.
+    pub last_cmd: AtomicU64,
+}
+
+/// The open connections and listeners, keyed by file descriptor as memcached's are.
+#[derive(Debug, Default)]
+pub struct ConnRegistry {
+    conns: Mutex<BTreeMap<i32, Arc<ConnEntry>>>,
+    listeners: Mutex<BTreeMap<i32, String>>,
+}
+
+impl ConnRegistry {
+    fn add_listener(&self, fd: i32, addr: String) {
+        self.listeners.lock().insert(fd, addr);
+    }
+
+    /// Registers a connection.
+    pub fn add(&self, fd: i32, addr: String, listen_addr: String) -> Arc<ConnEntry> {
+        let e = Arc::new(ConnEntry {
+            addr,
+            listen_addr,
+            last_cmd: AtomicU64::new(0),
+        });
+        self.conns.lock().insert(fd, e.clone());
+        e
+    }
+
+    /// Forgets a connection.
+    pub fn remove(&self, fd: i32) {
+        self.conns.lock().remove(&fd);
+    }
+
+    /// `stats conns` lines.
+    pub fn report(&self) -> Vec<Stat> {
+        let mut out = Vec::new();
+        for (fd, addr) in self.listeners.lock().iter() {
+            out.push((format!("{fd}:addr"), addr.clone()));
+            out.push((format!("{fd}:state"), "conn_listening".into()));
+            out.push((format!("{fd}:secs_since_last_cmd"), "0".into()));
+        }
+        for (fd, c) in self.conns.lock().iter() {
+            out.push((format!("{fd}:addr"), c.addr.clone()));
+            out.push((format!("{fd}:listen_addr"), c.listen_addr.clone()));
+            out.push((format!("{fd}:state"), "conn_parse_cmd".into()));
+            out.push((format!("{fd}:secs_since_last_cmd"), "0".into()));
+        }
+        out
+    }
+}
+
+/// Runs the server until `shutdown` (or SIGINT/SIGTERM). Returns after the listeners close.
+pub async fn run(config: Config) -> std::io::Result<()> {
+    let ctx = Arc::new(Context::new(config, Arc::new(SystemClock::new())));
+    let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
+    let mut tasks = Vec::new();
+
+    if let Some(path) = ctx.config.unix_socket.clone() {
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(ctx.config.unix_mask))?;
+        use std::os::fd::AsRawFd;
+        ctx.conns.add_listener(listener.as_raw_fd(), format!("unix:{}", path.display()));
+        tasks.push(tokio::spawn(connection::accept_unix(listener, ctx.clone(), limit.clone())));
+    } else if ctx.config.port != 0 {
+        for entry in &ctx.config.listen {
+            let (host, port) = crate::config::split_listen_addr(entry);
+            let host = if host == "*" { "0.0.0.0" } else { host };
+            for addr in tokio::net::lookup_host((host, port.unwrap_or(ctx.config.port))).await? {
+                let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                socket.set_reuseaddr(true)?;
+                socket.set_nodelay(true)?;
+                socket.bind(addr)?;
+                let listener: TcpListener = socket.listen(ctx.config.backlog)?;
+                use std::os::fd::AsRawFd;
+                ctx.conns.add_listener(listener.as_raw_fd(), format!("tcp:{addr}"));
+                tracing::info!("listening on {addr}");
+                tasks.push(tokio::spawn(connection::accept_tcp(listener, ctx.clone(), limit.clone())));
+            }
+        }
+    }
+    if tasks.is_empty() {
+        return Err(std::io::Error::other("nothing to listen on"));
+    }
+
+    let housekeeper = {
+        let ctx = ctx.clone();
+        std::thread::Builder::new().name("housekeeper".into()).spawn(move || {
+            while !ctx.is_stopping() {
+                std::thread::sleep(Duration::from_millis(100));
+                ctx.store.housekeep(1024);
+            }
+        })?
+    };
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = ctx.shutdown.notified() => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = sigterm.recv() => {}
+    }
+    ctx.request_shutdown();
+    for t in tasks {
+        t.abort();
+    }
+    let _ = housekeeper.join();
+    if let Some(path) = &ctx.config.unix_socket {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}

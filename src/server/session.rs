@@ -1,0 +1,174 @@
+//! Framing of the text protocol over a connection's buffers: finds command lines, waits for
+//! storage values, swallows refused values, and enforces the line-length rules. Pure buffer
+//! work, so it is tested without sockets.
+
+use bytes::{Buf, BytesMut};
+
+use super::dispatch::{self, Flow, PendingStore};
+use super::Context;
+use crate::protocol::text::{may_be_long_multiget, parse_command};
+use crate::protocol::{Request, MAX_LINE_WITHOUT_NEWLINE, MAX_MULTIGET_LINE};
+
+/// Per-connection protocol state.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// Bytes of a refused value still to discard.
+    swallow: usize,
+    /// Bytes the buffer must hold before the pending storage command can run.
+    need: usize,
+}
+
+impl Session {
+    /// A session at the start of a connection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs every complete request in `rbuf`, consuming it and appending replies to `out`.
+    pub fn process(&mut self, ctx: &Context, rbuf: &mut BytesMut, out: &mut BytesMut) -> Flow {
+        loop {
+            if self.swallow > 0 {
+                let n = self.swallow.min(rbuf.len());
+                rbuf.advance(n);
+                self.swallow -= n;
+                if self.swallow > 0 {
+                    return Flow::Continue;
+                }
+            }
+            if rbuf.is_empty() || rbuf.len() < self.need {
+                return Flow::Continue;
+            }
+            let Some(nl) = memchr::memchr(b'\n', rbuf) else {
+                if rbuf.len() > MAX_LINE_WITHOUT_NEWLINE
+                    && (!may_be_long_multiget(rbuf) || rbuf.len() > MAX_MULTIGET_LINE)
+                {
+                    return Flow::Close;
+                }
+                return Flow::Continue;
+            };
+            // memcached strips a '\r' before the '\n' only when the line has more than it.
+            let end = if nl > 1 && rbuf[nl - 1] == b'\r' { nl - 1 } else { nl };
+            let req = parse_command(&rbuf[..end]);
+            if let Request::Store {
+                kind,
+                key,
+                flags,
+                exptime,
+                len,
+                cas,
+                noreply,
+            } = req
+            {
+                let p = PendingStore {
+                    kind,
+                    flags,
+                    exptime,
+                    cas,
+                    noreply,
+                };
+                if !ctx.store.fits(key.len(), len, flags) {
+                    dispatch::reject_too_large(ctx, p, key, out);
+                    rbuf.advance(nl + 1);
+                    self.swallow = len + 2;
+                    continue;
+                }
+                let total = nl + 1 + len + 2;
+                if rbuf.len() < total {
+                    self.need = total;
+                    rbuf.reserve(total - rbuf.len());
+                    return Flow::Continue;
+                }
+                self.need = 0;
+                let (head, rest) = rbuf.split_at(nl + 1);
+                let key_start = key.as_ptr() as usize - head.as_ptr() as usize;
+                let key = &head[key_start..key_start + key.len()];
+                dispatch::store(ctx, p, key, &rest[..len + 2], out);
+                rbuf.advance(total);
+                continue;
+            }
+            let flow = dispatch::execute(ctx, req, out);
+            rbuf.advance(nl + 1);
+            if flow != Flow::Continue {
+                return flow;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn run(ctx: &Context, input: &[u8]) -> (Vec<u8>, Flow) {
+        let mut s = Session::new();
+        let mut rbuf = BytesMut::from(input);
+        let mut out = BytesMut::new();
+        let flow = s.process(ctx, &mut rbuf, &mut out);
+        (out.to_vec(), flow)
+    }
+
+    #[test]
+    fn pipelined_requests_split_anywhere_give_the_same_replies() {
+        let input: &[u8] = b"set a 1 0 3\r\nabc\r\nget a b\r\nincr n 1\r\nset n 0 0 2\r\n10\r\nincr n 5\r\ndelete a\r\nget a\r\n";
+        let ctx = Context::for_tests(Config::default());
+        let (whole, _) = run(&ctx, input);
+        assert_eq!(
+            &whole[..],
+            &b"STORED\r\nVALUE a 1 3\r\nabc\r\nEND\r\nNOT_FOUND\r\nSTORED\r\n15\r\nDELETED\r\nEND\r\n"[..]
+        );
+        for cut in 0..input.len() {
+            let ctx = Context::for_tests(Config::default());
+            let mut s = Session::new();
+            let mut rbuf = BytesMut::new();
+            let mut out = BytesMut::new();
+            rbuf.extend_from_slice(&input[..cut]);
+            s.process(&ctx, &mut rbuf, &mut out);
+            rbuf.extend_from_slice(&input[cut..]);
+            s.process(&ctx, &mut rbuf, &mut out);
+            assert_eq!(&out[..], &whole[..], "cut at {cut}");
+            assert!(rbuf.is_empty());
+        }
+    }
+
+    #[test]
+    fn bad_data_chunk_and_too_large_values() {
+        let ctx = Context::for_tests(Config {
+            max_item_size: 1024,
+            slab_chunk_max: 512,
+            ..Config::default()
+        });
+        let (out, _) = run(&ctx, b"set k 0 0 3\r\nabcde\r\n");
+        assert_eq!(&out[..], b"CLIENT_ERROR bad data chunk\r\nERROR\r\n");
+        let big = format!("set k 0 0 2000\r\n{}\r\nget k\r\n", "x".repeat(2000));
+        let (out, _) = run(&ctx, big.as_bytes());
+        assert_eq!(&out[..], b"SERVER_ERROR object too large for cache\r\nEND\r\n");
+    }
+
+    #[test]
+    fn long_lines_close_unless_multiget() {
+        let ctx = Context::for_tests(Config::default());
+        let (_, flow) = run(&ctx, &[b'x'; 3000]);
+        assert_eq!(flow, Flow::Close);
+        let mut get = b"get ".to_vec();
+        get.extend(std::iter::repeat_n(b'k', 3000));
+        let (out, flow) = run(&ctx, &get);
+        assert_eq!(flow, Flow::Continue);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn noreply_suppresses_replies_and_errors() {
+        let ctx = Context::for_tests(Config::default());
+        let (out, _) = run(&ctx, b"set k 0 0 1 noreply\r\nx\r\nincr k 1 noreply\r\nget k\r\n");
+        assert_eq!(&out[..], b"VALUE k 0 1\r\nx\r\nEND\r\n");
+    }
+
+    #[test]
+    fn quit_closes() {
+        let ctx = Context::for_tests(Config::default());
+        let (out, flow) = run(&ctx, b"version\r\nquit\r\nversion\r\n");
+        assert_eq!(flow, Flow::Close);
+        assert_eq!(&out[..], b"VERSION 1.6.18\r\n");
+    }
+}
