@@ -69,8 +69,7 @@ impl MockClock {
     }
     /// Moves the clock forward by `secs` seconds.
     pub fn advance_secs(&self, secs: u64) {
-        self.nanos
-            .fetch_add(secs * 1_000_000_000, Ordering::SeqCst);
+        self.nanos.fetch_add(secs * 1_000_000_000, Ordering::SeqCst);
     }
     /// Moves the clock forward by `nanos` nanoseconds.
     pub fn advance_nanos(&self, nanos: u64) {

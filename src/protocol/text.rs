@@ -357,7 +357,7 @@ fn parse_store<'a>(t: &Tokens<'a>, kind: StoreKind) -> Request<'a> {
             None => return reply(BAD_FORMAT, noreply),
         }
     }
-    if len < 0 || len > i32::MAX - 2 {
+    if !(0..=i32::MAX - 2).contains(&len) {
         return reply(BAD_FORMAT, noreply);
     }
     Request::Store {

@@ -1,6 +1,7 @@
 //! Accept loops and the per-connection read/process/write loop.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -18,7 +19,10 @@ const SHRINK_ABOVE: usize = 256 * 1024;
 
 /// Accepts TCP connections until the task is aborted.
 pub async fn accept_tcp(listener: TcpListener, ctx: Arc<Context>, limit: Arc<Semaphore>) {
-    let local = listener.local_addr().map(|a| format!("tcp:{a}")).unwrap_or_default();
+    let local = listener
+        .local_addr()
+        .map(|a| format!("tcp:{a}"))
+        .unwrap_or_default();
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
@@ -26,7 +30,14 @@ pub async fn accept_tcp(listener: TcpListener, ctx: Arc<Context>, limit: Arc<Sem
         let _ = stream.set_nodelay(true);
         use std::os::fd::AsRawFd;
         let fd = stream.as_raw_fd();
-        spawn_conn(stream, fd, format!("tcp:{peer}"), local.clone(), &ctx, &limit);
+        spawn_conn(
+            stream,
+            fd,
+            format!("tcp:{peer}"),
+            local.clone(),
+            &ctx,
+            &limit,
+        );
     }
 }
 
@@ -42,8 +53,14 @@ pub async fn accept_unix(listener: UnixListener, ctx: Arc<Context>, limit: Arc<S
     }
 }
 
-fn spawn_conn<S>(mut stream: S, fd: i32, peer: String, local: String, ctx: &Arc<Context>, limit: &Arc<Semaphore>)
-where
+fn spawn_conn<S>(
+    mut stream: S,
+    fd: i32,
+    peer: String,
+    local: String,
+    ctx: &Arc<Context>,
+    limit: &Arc<Semaphore>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let ctx = ctx.clone();
@@ -55,14 +72,18 @@ where
                 ctx.conns.add(fd, peer, local);
                 serve(&mut stream, &ctx).await;
                 ctx.conns.remove(fd);
-                ctx.stats.curr_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                ctx.stats
+                    .curr_connections
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 drop(permit);
             });
         }
         Err(_) => {
             ServerStats::add(&ctx.stats.rejected_connections, 1);
             tokio::spawn(async move {
-                let _ = stream.write_all(b"ERROR Too many open connections\r\n").await;
+                let _ = stream
+                    .write_all(b"ERROR Too many open connections\r\n")
+                    .await;
                 let _ = stream.shutdown().await;
             });
         }
@@ -79,7 +100,15 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, ctx: &Cont
         if rbuf.capacity() - rbuf.len() < 1024 {
             rbuf.reserve(BUF_SIZE);
         }
-        let n = match stream.read_buf(&mut rbuf).await {
+        let read = stream.read_buf(&mut rbuf);
+        let n = match ctx.config.idle_timeout {
+            0 => read.await,
+            secs => match tokio::time::timeout(Duration::from_secs(u64::from(secs)), read).await {
+                Ok(r) => r,
+                Err(_) => return,
+            },
+        };
+        let n = match n {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };

@@ -74,10 +74,19 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
             if detail {
                 ctx.stats.detail.record(key, delim, PrefixOp::Delete);
             }
-            let r = if store.delete(key) { Reply::Deleted } else { Reply::NotFound };
+            let r = if store.delete(key) {
+                Reply::Deleted
+            } else {
+                Reply::NotFound
+            };
             reply(out, r, noreply);
         }
-        Request::Arith { key, incr, delta, noreply } => match store.delta(key, incr, delta) {
+        Request::Arith {
+            key,
+            incr,
+            delta,
+            noreply,
+        } => match store.delta(key, incr, delta) {
             DeltaOutcome::Value(v) => {
                 if !noreply {
                     write_number(out, v);
@@ -90,8 +99,16 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
                 noreply,
             ),
         },
-        Request::Touch { key, exptime, noreply } => {
-            let r = if store.touch(key, i64::from(exptime)) { Reply::Touched } else { Reply::NotFound };
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
+            let r = if store.touch(key, i64::from(exptime)) {
+                Reply::Touched
+            } else {
+                Reply::NotFound
+            };
             reply(out, r, noreply);
         }
         Request::FlushAll { delay, noreply } => {
@@ -142,7 +159,9 @@ pub fn store(ctx: &Context, p: PendingStore, key: &[u8], data: &[u8], out: &mut 
         return;
     }
     if ctx.stats.detail.enabled() {
-        ctx.stats.detail.record(key, ctx.config.prefix_delimiter, PrefixOp::Set);
+        ctx.stats
+            .detail
+            .record(key, ctx.config.prefix_delimiter, PrefixOp::Set);
     }
     let mode = match p.kind {
         StoreKind::Set => StoreMode::Set,
@@ -152,7 +171,10 @@ pub fn store(ctx: &Context, p: PendingStore, key: &[u8], data: &[u8], out: &mut 
         StoreKind::Prepend => StoreMode::Prepend,
         StoreKind::Cas => StoreMode::Cas(p.cas),
     };
-    let r = match ctx.store.store(mode, key, p.flags, i64::from(p.exptime), value) {
+    let r = match ctx
+        .store
+        .store(mode, key, p.flags, i64::from(p.exptime), value)
+    {
         StoreOutcome::Stored => Reply::Stored,
         StoreOutcome::NotStored => Reply::NotStored,
         StoreOutcome::Exists => Reply::Exists,
@@ -167,7 +189,11 @@ pub fn store(ctx: &Context, p: PendingStore, key: &[u8], data: &[u8], out: &mut 
 /// by the session.
 pub fn reject_too_large(ctx: &Context, p: PendingStore, key: &[u8], out: &mut BytesMut) {
     ctx.store.reject_too_large(key, p.kind == StoreKind::Set);
-    reply(out, Reply::ServerError("object too large for cache"), p.noreply);
+    reply(
+        out,
+        Reply::ServerError("object too large for cache"),
+        p.noreply,
+    );
 }
 
 fn write_stats(out: &mut BytesMut, pairs: &[stats::Stat]) {
@@ -182,7 +208,13 @@ fn stats_command(ctx: &Context, kind: StatsKind, out: &mut BytesMut) {
     match kind {
         StatsKind::General => write_stats(
             out,
-            &stats::general(cfg, &ctx.store, &ctx.stats, ctx.started.elapsed().as_secs(), cfg.threads),
+            &stats::general(
+                cfg,
+                &ctx.store,
+                &ctx.stats,
+                ctx.started.elapsed().as_secs(),
+                cfg.threads,
+            ),
         ),
         StatsKind::Settings => write_stats(out, &stats::settings(cfg, &ctx.store, &ctx.stats)),
         StatsKind::Items => write_stats(out, &stats::items(&ctx.store)),

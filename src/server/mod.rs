@@ -159,22 +159,36 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(ctx.config.unix_mask))?;
         use std::os::fd::AsRawFd;
-        ctx.conns.add_listener(listener.as_raw_fd(), format!("unix:{}", path.display()));
-        tasks.push(tokio::spawn(connection::accept_unix(listener, ctx.clone(), limit.clone())));
+        ctx.conns
+            .add_listener(listener.as_raw_fd(), format!("unix:{}", path.display()));
+        tasks.push(tokio::spawn(connection::accept_unix(
+            listener,
+            ctx.clone(),
+            limit.clone(),
+        )));
     } else if ctx.config.port != 0 {
         for entry in &ctx.config.listen {
             let (host, port) = crate::config::split_listen_addr(entry);
             let host = if host == "*" { "0.0.0.0" } else { host };
             for addr in tokio::net::lookup_host((host, port.unwrap_or(ctx.config.port))).await? {
-                let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                let socket = if addr.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
                 socket.set_reuseaddr(true)?;
                 socket.set_nodelay(true)?;
                 socket.bind(addr)?;
                 let listener: TcpListener = socket.listen(ctx.config.backlog)?;
                 use std::os::fd::AsRawFd;
-                ctx.conns.add_listener(listener.as_raw_fd(), format!("tcp:{addr}"));
+                ctx.conns
+                    .add_listener(listener.as_raw_fd(), format!("tcp:{addr}"));
                 tracing::info!("listening on {addr}");
-                tasks.push(tokio::spawn(connection::accept_tcp(listener, ctx.clone(), limit.clone())));
+                tasks.push(tokio::spawn(connection::accept_tcp(
+                    listener,
+                    ctx.clone(),
+                    limit.clone(),
+                )));
             }
         }
     }
@@ -184,12 +198,14 @@ pub async fn run(config: Config) -> std::io::Result<()> {
 
     let housekeeper = {
         let ctx = ctx.clone();
-        std::thread::Builder::new().name("housekeeper".into()).spawn(move || {
-            while !ctx.is_stopping() {
-                std::thread::sleep(Duration::from_millis(100));
-                ctx.store.housekeep(1024);
-            }
-        })?
+        std::thread::Builder::new()
+            .name("housekeeper".into())
+            .spawn(move || {
+                while !ctx.is_stopping() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    ctx.store.housekeep(1024);
+                }
+            })?
     };
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -12,8 +12,12 @@ pub fn prepare(cfg: &Config) -> Result<(), String> {
         }
         d.start().map_err(|e| format!("failed to daemonize: {e}"))?;
     } else if let Some(pid) = &cfg.pid_file {
-        std::fs::write(pid, format!("{}\n", std::process::id()))
-            .map_err(|e| format!("Could not open the pid file {} for writing: {e}", pid.display()))?;
+        std::fs::write(pid, format!("{}\n", std::process::id())).map_err(|e| {
+            format!(
+                "Could not open the pid file {} for writing: {e}",
+                pid.display()
+            )
+        })?;
     }
     if let Some(name) = &cfg.user {
         if nix::unistd::geteuid().is_root() {
@@ -21,8 +25,10 @@ pub fn prepare(cfg: &Config) -> Result<(), String> {
                 .map_err(|e| format!("can't find the user {name} to switch to: {e}"))?
                 .ok_or_else(|| format!("can't find the user {name} to switch to"))?;
             if !user.uid.is_root() {
-                nix::unistd::setgid(user.gid).map_err(|e| format!("failed to assume identity of user {name}: {e}"))?;
-                nix::unistd::setuid(user.uid).map_err(|e| format!("failed to assume identity of user {name}: {e}"))?;
+                nix::unistd::setgid(user.gid)
+                    .map_err(|e| format!("failed to assume identity of user {name}: {e}"))?;
+                nix::unistd::setuid(user.uid)
+                    .map_err(|e| format!("failed to assume identity of user {name}: {e}"))?;
             }
         }
     }

@@ -47,7 +47,11 @@ impl Session {
                 return Flow::Continue;
             };
             // memcached strips a '\r' before the '\n' only when the line has more than it.
-            let end = if nl > 1 && rbuf[nl - 1] == b'\r' { nl - 1 } else { nl };
+            let end = if nl > 1 && rbuf[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
             let req = parse_command(&rbuf[..end]);
             if let Request::Store {
                 kind,
@@ -142,7 +146,10 @@ mod tests {
         assert_eq!(&out[..], b"CLIENT_ERROR bad data chunk\r\nERROR\r\n");
         let big = format!("set k 0 0 2000\r\n{}\r\nget k\r\n", "x".repeat(2000));
         let (out, _) = run(&ctx, big.as_bytes());
-        assert_eq!(&out[..], b"SERVER_ERROR object too large for cache\r\nEND\r\n");
+        assert_eq!(
+            &out[..],
+            b"SERVER_ERROR object too large for cache\r\nEND\r\n"
+        );
     }
 
     #[test]
@@ -160,7 +167,10 @@ mod tests {
     #[test]
     fn noreply_suppresses_replies_and_errors() {
         let ctx = Context::for_tests(Config::default());
-        let (out, _) = run(&ctx, b"set k 0 0 1 noreply\r\nx\r\nincr k 1 noreply\r\nget k\r\n");
+        let (out, _) = run(
+            &ctx,
+            b"set k 0 0 1 noreply\r\nx\r\nincr k 1 noreply\r\nget k\r\n",
+        );
         assert_eq!(&out[..], b"VALUE k 0 1\r\nx\r\nEND\r\n");
     }
 

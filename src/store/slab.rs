@@ -45,7 +45,7 @@ impl SlabClasses {
         let mut sizes = Vec::new();
         let mut size = ITEM_HEADER + min_chunk;
         while sizes.len() < MAX_CLASSES - 1 && (size as f64) < chunk_max as f64 / factor {
-            if size % CHUNK_ALIGN != 0 {
+            if !size.is_multiple_of(CHUNK_ALIGN) {
                 size += CHUNK_ALIGN - size % CHUNK_ALIGN;
             }
             sizes.push(size);

@@ -116,7 +116,8 @@ impl Wheel {
             let tick = self.cur + 1;
             while self.pending != 0 {
                 let level = (7 - self.pending.leading_zeros()) as usize;
-                let bucket = level * SLOTS + ((tick >> (BITS * level as u32)) as usize & (SLOTS - 1));
+                let bucket =
+                    level * SLOTS + ((tick >> (BITS * level as u32)) as usize & (SLOTS - 1));
                 if let Some(slot) = self.buckets[bucket].pop() {
                     self.len -= 1;
                     self.level_len[level] -= 1;
