@@ -143,7 +143,10 @@ pub enum Request<'a> {
     /// `quit`
     Quit,
     /// `shutdown [graceful]`
-    Shutdown,
+    Shutdown {
+        /// False for an unknown mode (answered only when shutdown is enabled).
+        valid: bool,
+    },
     /// The request is answered with a fixed reply (errors, no-op admin commands).
     Reply {
         /// What to answer.

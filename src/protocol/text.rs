@@ -270,13 +270,9 @@ pub fn parse_command(line: &[u8]) -> Request<'_> {
         }
         b"version" => Request::Version,
         b"quit" => Request::Quit,
-        b"shutdown" => {
-            if n == 2 || (n == 3 && t.get(1) == b"graceful") {
-                Request::Shutdown
-            } else {
-                reply(Reply::ClientError("invalid shutdown mode"), false)
-            }
-        }
+        b"shutdown" => Request::Shutdown {
+            valid: n == 2 || (n == 3 && t.get(1) == b"graceful"),
+        },
         b"verbosity" => {
             if n != 3 && n != 4 {
                 return ERROR;
@@ -455,7 +451,12 @@ fn parse_lru_crawler<'a>(t: &Tokens<'a>) -> Request<'a> {
             Some(_) => reply(Reply::Ok, false),
             None => reply(BAD_FORMAT, false),
         },
-        (3, b"enable" | b"disable") => reply(Reply::Ok, false),
+        // memcached's crawler runs by default, so enabling it again fails there.
+        (3, b"enable") => reply(
+            Reply::Line("ERROR failed to start lru crawler thread"),
+            false,
+        ),
+        (3, b"disable") => reply(Reply::Ok, false),
         _ => ERROR,
     }
 }

@@ -50,11 +50,11 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
     let delim = ctx.config.prefix_delimiter;
     match req {
         Request::Get { cas, touch, keys } => {
-            let start = out.len();
             for key in keys {
                 if key.len() > crate::protocol::KEY_MAX_LENGTH {
-                    // memcached drops the partial answer and sends only the error.
-                    out.truncate(start);
+                    // memcached culls every reply not yet sent, this get's and those of the
+                    // requests before it in the same batch, and sends only the error.
+                    out.clear();
                     write_reply(out, Reply::ClientError("bad command line format"));
                     return Flow::Continue;
                 }
@@ -137,9 +137,11 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
         }
         Request::Stats(kind) => stats_command(ctx, kind, out),
         Request::Quit => return Flow::Close,
-        Request::Shutdown => {
+        Request::Shutdown { valid } => {
             if !ctx.config.enable_shutdown {
                 write_reply(out, Reply::Line("ERROR: shutdown not enabled"));
+            } else if !valid {
+                write_reply(out, Reply::ClientError("invalid shutdown mode"));
             } else {
                 return Flow::Shutdown;
             }

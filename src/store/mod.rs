@@ -94,6 +94,8 @@ pub struct ShardStats {
     pub bytes: u64,
     pub store_too_large: u64,
     pub store_no_memory: u64,
+    /// Linked items holding server-side state (rate limiters).
+    pub internal_items: u64,
 }
 
 impl ShardStats {
@@ -129,16 +131,18 @@ impl ShardStats {
             total_items,
             bytes,
             store_too_large,
-            store_no_memory
+            store_no_memory,
+            internal_items
         );
     }
 
     /// Zeroes the counters `stats reset` resets, keeping the gauges (items, bytes).
     fn reset(&mut self) {
-        let (curr, bytes) = (self.curr_items, self.bytes);
+        let (curr, bytes, internal) = (self.curr_items, self.bytes, self.internal_items);
         *self = ShardStats {
             curr_items: curr,
             bytes,
+            internal_items: internal,
             ..Default::default()
         };
     }
@@ -235,6 +239,23 @@ pub struct ItemRef<'a> {
     pub flags: u32,
     /// Cas unique (0 when cas is disabled).
     pub cas: u64,
+}
+
+/// A value to write back in [`Store::update_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// The new value.
+    pub value: Vec<u8>,
+    /// Time to live in nanoseconds; `None` never expires. The item never expires early: its
+    /// expiry second is rounded up.
+    pub ttl_ns: Option<u64>,
+}
+
+/// Why [`Store::update_many`] wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateError {
+    /// No memory could be freed for the new values.
+    NoMemory,
 }
 
 /// Lookup result inside a shard.
@@ -780,6 +801,131 @@ impl Store {
             }
         }
         reclaimed
+    }
+
+    /// Nanoseconds on the store's monotonic clock (the time base of [`Store::update_many`]).
+    pub fn now_nanos(&self) -> u64 {
+        self.clock.now_nanos()
+    }
+
+    /// Atomic read-modify-write of several keys at once: the shards of all `keys` are locked
+    /// in index order (so concurrent calls cannot deadlock), `f` sees every key's live value
+    /// (`None` when absent or expired), and the writes it returns (one per key, `None` = keep)
+    /// are applied all or none. Written items are marked as server state (`internal`).
+    pub fn update_many<R>(
+        &self,
+        keys: &[&[u8]],
+        f: impl FnOnce(&[Option<&[u8]>], u64) -> (R, Vec<Option<Write>>),
+    ) -> Result<R, UpdateError> {
+        let now = self.now();
+        self.check_flush(now);
+        let located: Vec<(u64, usize)> = keys
+            .iter()
+            .map(|k| {
+                let (hash, _, idx) = self.locate(k);
+                (hash, idx)
+            })
+            .collect();
+        let mut order: Vec<usize> = located.iter().map(|&(_, i)| i).collect();
+        order.sort_unstable();
+        order.dedup();
+        let mut guards: Vec<_> = order.iter().map(|&i| self.shards[i].lock()).collect();
+        let guard_of = |shard: usize| order.binary_search(&shard).expect("locked shard");
+
+        // Read phase: drop expired items, find live slots.
+        let mut slots = Vec::with_capacity(keys.len());
+        for (k, &(hash, shard)) in keys.iter().zip(&located) {
+            let g = &mut guards[guard_of(shard)];
+            slots.push(match self.lookup(g, hash, k, now) {
+                Lookup::Hit(s) => Some(s),
+                _ => None,
+            });
+        }
+        let now_ns = self.clock.now_nanos();
+        let (result, writes) = {
+            let values: Vec<Option<&[u8]>> = slots
+                .iter()
+                .zip(&located)
+                .map(|(slot, &(_, shard))| slot.map(|s| guards[guard_of(shard)].item(s).value()))
+                .collect();
+            f(&values, now_ns)
+        };
+
+        // Reserve the memory of every write first, so they happen all or none.
+        let mut plans = Vec::new();
+        let mut reserved = 0u64;
+        for (i, w) in writes.into_iter().enumerate() {
+            let Some(w) = w else { continue };
+            let (hash, shard) = located[i];
+            let total = slab::item_total(keys[i].len(), w.value.len(), 0, self.use_cas);
+            let Some(class) = self.slabs.class_for(total) else {
+                self.mem.release(reserved);
+                return Err(UpdateError::NoMemory);
+            };
+            let charge = self.slabs.charge(total) as u64;
+            let old_charge =
+                slots[i].map_or(0, |s| u64::from(guards[guard_of(shard)].item(s).charge));
+            let extra = charge.saturating_sub(old_charge);
+            let g = guard_of(shard);
+            let mut ok = self.mem.try_reserve(extra);
+            while !ok
+                && (self.evict_in(&mut guards[g], Some(class), slots[i], now)
+                    || self.evict_in(&mut guards[g], None, slots[i], now))
+            {
+                ok = self.mem.try_reserve(extra);
+            }
+            if !ok {
+                self.mem.release(reserved);
+                return Err(UpdateError::NoMemory);
+            }
+            reserved += extra;
+            plans.push((i, hash, g, w, class, charge, extra));
+        }
+
+        // Write phase. Evictions above may have removed keys of this call: look them up again.
+        let now_ns = self.clock.now_nanos();
+        for (i, hash, g, w, class, charge, extra) in plans {
+            let shard = &mut guards[g];
+            let exptime = match w.ttl_ns {
+                None => 0,
+                Some(ttl) => {
+                    let secs = now_ns.saturating_add(ttl).div_ceil(1_000_000_000);
+                    secs.min(u64::from(u32::MAX - TIME_BASE)) as u32 + TIME_BASE
+                }
+            };
+            let cas = self.next_cas();
+            let slot = shard.find(hash, keys[i]);
+            // Settle the charge against what was reserved for this key.
+            let old = slot.map_or(0, |s| u64::from(shard.item(s).charge));
+            let needed = charge as i64 - old as i64 - extra as i64;
+            if needed > 0 {
+                self.mem.force_reserve(needed as u64);
+            } else {
+                self.mem.release(needed.unsigned_abs());
+            }
+            match slot {
+                Some(slot) => {
+                    shard.replace_data(slot, &w.value, class, charge as usize);
+                    shard.set_exptime(slot, exptime);
+                    let it = shard.item_mut(slot);
+                    it.cas = cas;
+                    it.time = now;
+                    if !it.internal {
+                        it.internal = true;
+                        shard.stats.internal_items += 1;
+                    }
+                }
+                None => {
+                    let mut item =
+                        Item::new(keys[i], &[&w.value], 0, exptime, class, charge as usize);
+                    item.cas = cas;
+                    item.time = now;
+                    item.internal = true;
+                    shard.link(hash, item);
+                }
+            }
+        }
+        Ok(result)
     }
 
     /// Counters summed over all shards.

@@ -32,6 +32,8 @@ pub(crate) struct Item {
     pub fetched: bool,
     /// Fetched since it last passed the LRU tail (second chance before eviction).
     pub active: bool,
+    /// Holds server-side state (a rate limiter), not a client's value.
+    pub internal: bool,
     /// Slab bytes this item is charged.
     pub charge: u32,
 }
@@ -66,6 +68,7 @@ impl Item {
             class,
             fetched: false,
             active: false,
+            internal: false,
             charge: charge as u32,
         }
     }
@@ -239,6 +242,12 @@ impl Shard {
         cs.requested += size;
         self.stats.curr_items += 1;
         self.stats.total_items += 1;
+        if self.items[slot as usize]
+            .as_ref()
+            .is_some_and(|it| it.internal)
+        {
+            self.stats.internal_items += 1;
+        }
         self.stats.bytes += size;
         if exptime != 0 {
             self.schedule(slot, exptime);
@@ -269,6 +278,9 @@ impl Shard {
         cs.requested -= size;
         self.stats.curr_items -= 1;
         self.stats.bytes -= size;
+        if item.internal {
+            self.stats.internal_items -= 1;
+        }
         match why {
             Removal::Client => {}
             Removal::Expired => {

@@ -415,3 +415,123 @@ fn concurrent_incr_is_atomic() {
     }
     assert_eq!(get(&s, b"ctr"), Some(b"20000".to_vec()));
 }
+
+#[test]
+fn update_many_is_all_or_nothing_and_sees_live_values() {
+    let (s, clock) = store();
+    s.store(StoreMode::Set, b"a", 0, 0, b"1");
+    let seen = s
+        .update_many(&[b"a", b"b"], |vals, _now| {
+            let seen: Vec<Option<Vec<u8>>> = vals.iter().map(|v| v.map(|v| v.to_vec())).collect();
+            let writes = vec![
+                Some(Write {
+                    value: b"A".to_vec(),
+                    ttl_ns: Some(1_500_000_000),
+                }),
+                Some(Write {
+                    value: b"B".to_vec(),
+                    ttl_ns: None,
+                }),
+            ];
+            (seen, writes)
+        })
+        .unwrap();
+    assert_eq!(seen, vec![Some(b"1".to_vec()), None]);
+    assert_eq!(get(&s, b"a"), Some(b"A".to_vec()));
+    assert_eq!(get(&s, b"b"), Some(b"B".to_vec()));
+    assert_eq!(s.stats().internal_items, 2);
+    // ttl 1.5 s never expires early: still there after 1 s, gone after 2 s... or 3 at most.
+    clock.advance_secs(1);
+    assert!(get(&s, b"a").is_some());
+    clock.advance_secs(2);
+    assert_eq!(get(&s, b"a"), None);
+    s.delete(b"b");
+    assert_eq!(s.stats().internal_items, 0);
+    assert_eq!(s.memory_used(), 0);
+}
+
+#[test]
+fn update_many_refuses_what_cannot_fit() {
+    let (s, _) = store_with(StoreConfig {
+        max_item_size: 2048,
+        slab_chunk_max: 1024,
+        ..Default::default()
+    });
+    let r = s.update_many(&[b"a", b"b"], |_, _| {
+        (
+            (),
+            vec![
+                Some(Write {
+                    value: vec![0; 10],
+                    ttl_ns: None,
+                }),
+                Some(Write {
+                    value: vec![0; 5000],
+                    ttl_ns: None,
+                }),
+            ],
+        )
+    });
+    assert_eq!(r, Err(UpdateError::NoMemory));
+    assert!(s.is_empty());
+    assert_eq!(s.memory_used(), 0);
+}
+
+#[test]
+fn update_many_serialises_concurrent_callers() {
+    let (s, _) = store();
+    let s = Arc::new(s);
+    let keys: Vec<Vec<u8>> = (0..8).map(|i| format!("k{i}").into_bytes()).collect();
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            let keys = keys.clone();
+            std::thread::spawn(move || {
+                for n in 0..2000 {
+                    // Each thread touches a rotating pair of keys, in both orders.
+                    let (a, b) = ((n + t) % 8, (n * 3 + t) % 8);
+                    if a == b {
+                        continue;
+                    }
+                    let ks: [&[u8]; 2] = [&keys[a], &keys[b]];
+                    s.update_many(&ks, |vals, _| {
+                        let writes = vals
+                            .iter()
+                            .map(|v| {
+                                let n: u64 = v.map_or(0, |v| {
+                                    std::str::from_utf8(v).unwrap().parse().unwrap()
+                                });
+                                Some(Write {
+                                    value: (n + 1).to_string().into_bytes(),
+                                    ttl_ns: None,
+                                })
+                            })
+                            .collect();
+                        ((), writes)
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut expected = 0u64;
+    for t in 0..4 {
+        for n in 0..2000 {
+            if (n + t) % 8 != (n * 3 + t) % 8 {
+                expected += 2;
+            }
+        }
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total: u64 = keys
+        .iter()
+        .map(|k| {
+            get(&s, k).map_or(0, |v| {
+                std::str::from_utf8(&v).unwrap().parse::<u64>().unwrap()
+            })
+        })
+        .sum();
+    assert_eq!(total, expected);
+}
