@@ -104,6 +104,8 @@ pub struct Config {
     pub slab_page_size: usize,
     /// `-o idle_timeout`: seconds a connection may sit idle before it is closed (0 = never).
     pub idle_timeout: u32,
+    /// `--policies FILE`: named rate-limit policies (TOML), reloaded on SIGHUP.
+    pub policies: Option<PathBuf>,
     /// Flags and `-o` options accepted for compatibility but without effect, for `-v`.
     pub ignored: Vec<String>,
 }
@@ -141,6 +143,7 @@ impl Default for Config {
             slab_chunk_max: 512 * 1024,
             slab_page_size: SLAB_PAGE_SIZE,
             idle_timeout: 0,
+            policies: None,
             ignored: Vec::new(),
         }
     }
@@ -266,7 +269,12 @@ const LONG_OPTS: &[(&str, HasArg, char)] = &[
     ("memory-file", HasArg::Required, 'e'),
     ("extended", HasArg::Required, 'o'),
     ("napi-ids", HasArg::Required, 'N'),
+    // ratecached's own options (long form only).
+    ("policies", HasArg::Required, POLICIES),
 ];
+
+/// Option letter of `--policies` (it has no short form).
+const POLICIES: char = '\u{1}';
 
 /// One command line element as getopt returns it.
 #[derive(Debug, PartialEq, Eq)]
@@ -323,7 +331,12 @@ impl Getopt {
         let (long, has_arg, c) = match LONG_OPTS.iter().find(|o| o.0 == name) {
             Some(&exact) => exact,
             None => {
-                let found: Vec<_> = LONG_OPTS.iter().filter(|o| o.0.starts_with(name)).collect();
+                // ratecached's own options match only in full, so every abbreviation memcached
+                // accepts keeps its meaning.
+                let found: Vec<_> = LONG_OPTS
+                    .iter()
+                    .filter(|o| o.2 != POLICIES && o.0.starts_with(name))
+                    .collect();
                 match found.as_slice() {
                     [] => return Err(err(format!("unrecognized option '--{body}'"))),
                     [&only] => only,
@@ -510,6 +523,7 @@ impl Parser {
                 self.udp_specified = true;
             }
             's' => cfg.unix_socket = Some(v.into()),
+            POLICIES => cfg.policies = Some(v.into()),
             'a' => {
                 cfg.unix_mask = u32::from_str_radix(v, 8)
                     .ok()
@@ -1168,6 +1182,9 @@ fn usage() -> String {
    accepted and checked like memcached, but without effect:
 {names}
 -N, --napi-ids            number of napi ids (ignored)
+
+ratecached:
+--policies=<file>         named rate-limit policies (TOML), reloaded on SIGHUP
 "#,
         version = version(),
         port = d.port,
@@ -1504,7 +1521,7 @@ mod tests {
         assert!(help.starts_with("ratecached 0.1.0 (memcached 1.6.18 compatible)\n-p, --port"));
         assert!(help.contains("(default: 127.0.0.1, loopback only;"));
         assert!(help.contains("(default: 11211)"));
-        for (long, _, short) in LONG_OPTS {
+        for (long, _, short) in LONG_OPTS.iter().filter(|o| o.2 != POLICIES) {
             assert!(
                 help.contains(&format!("-{short}, --{long}")),
                 "{long} missing from help"
@@ -2023,5 +2040,18 @@ mod tests {
         assert!(
             matches!(parse([arg]), Err(ConfigError(m)) if m.starts_with("argument is not valid UTF-8"))
         );
+    }
+}
+
+#[cfg(test)]
+mod ratecache_options {
+    use super::*;
+
+    #[test]
+    fn policies_flag_sets_the_path() {
+        let Ok(Action::Run(cfg)) = parse(["--policies", "/etc/rc.toml"]) else { panic!() };
+        assert_eq!(cfg.policies.as_deref(), Some(std::path::Path::new("/etc/rc.toml")));
+        let Ok(Action::Run(cfg)) = parse(["--policies=p.toml"]) else { panic!() };
+        assert_eq!(cfg.policies.as_deref(), Some(std::path::Path::new("p.toml")));
     }
 }
