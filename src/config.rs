@@ -2049,9 +2049,19 @@ mod ratecache_options {
 
     #[test]
     fn policies_flag_sets_the_path() {
-        let Ok(Action::Run(cfg)) = parse(["--policies", "/etc/rc.toml"]) else { panic!() };
-        assert_eq!(cfg.policies.as_deref(), Some(std::path::Path::new("/etc/rc.toml")));
-        let Ok(Action::Run(cfg)) = parse(["--policies=p.toml"]) else { panic!() };
-        assert_eq!(cfg.policies.as_deref(), Some(std::path::Path::new("p.toml")));
+        let Ok(Action::Run(cfg)) = parse(["--policies", "/etc/rc.toml"]) else {
+            panic!()
+        };
+        assert_eq!(
+            cfg.policies.as_deref(),
+            Some(std::path::Path::new("/etc/rc.toml"))
+        );
+        let Ok(Action::Run(cfg)) = parse(["--policies=p.toml"]) else {
+            panic!()
+        };
+        assert_eq!(
+            cfg.policies.as_deref(),
+            Some(std::path::Path::new("p.toml"))
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod clock; // the clock trait: coarse real clock, mock clock for tests
 pub mod config; // memcached-compatible command line flags and limits
 pub mod numeric; // C-compatible decimal parsing shared by protocol and store
 pub mod protocol; // request/response model and the text protocol codec
+pub mod ratelimit; // rate-limit algorithms: pure math over state + time
 pub mod server; // listeners, connection loop, command dispatch, shutdown
 pub mod stats; // global counters rendered by the `stats` commands
 pub mod store; // sharded item store: slab classes, LRU, timing wheel

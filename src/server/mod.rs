@@ -56,6 +56,9 @@ impl Context {
 
     fn with_detail(self) -> Self {
         self.stats.detail.set_enabled(self.config.detail_enabled);
+        self.stats
+            .verbosity
+            .store(u32::from(self.config.verbosity), Ordering::Relaxed);
         self
     }
 

@@ -263,6 +263,7 @@ enum Lookup {
     Hit(u32),
     Miss,
     Expired,
+    Flushed,
 }
 
 /// Bytes of slab memory in use against a changeable limit.
@@ -302,6 +303,10 @@ pub struct Store {
     no_evict: bool,
     /// Relative second at which a delayed `flush_all` takes effect (0 = none).
     flush_at: AtomicU32,
+    /// Items stamped below this sequence number were flushed.
+    flushed_below: AtomicU64,
+    /// Watermark the last sweep removed items below.
+    swept_below: AtomicU64,
 }
 
 impl Store {
@@ -334,6 +339,8 @@ impl Store {
             use_cas: cfg.use_cas,
             no_evict: cfg.no_evict,
             flush_at: AtomicU32::new(0),
+            flushed_below: AtomicU64::new(0),
+            swept_below: AtomicU64::new(0),
         }
     }
 
@@ -381,12 +388,27 @@ impl Store {
         (hash, &self.shards[idx], idx)
     }
 
+    /// The next item sequence number. It is the cas unique clients see (when cas is on) and
+    /// the stamp `flush_all` compares against; like memcached's cas counter, every store, every
+    /// in-place incr/decr and every `flush_all` advances it.
     fn next_cas(&self) -> u64 {
+        self.cas.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The cas unique a client sees for an item stamped `seq`.
+    fn visible_cas(&self, seq: u64) -> u64 {
         if self.use_cas {
-            self.cas.fetch_add(1, Ordering::Relaxed) + 1
+            seq
         } else {
             0
         }
+    }
+
+    /// Makes every item stored so far invalid: items stamped below the new watermark are
+    /// dropped on access and swept by [`Store::housekeep`].
+    fn flush_now(&self) {
+        let mark = self.next_cas() + 1;
+        self.flushed_below.fetch_max(mark, Ordering::AcqRel);
     }
 
     /// Applies a delayed `flush_all` whose time has come.
@@ -399,7 +421,7 @@ impl Store {
                 .compare_exchange(at, 0, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            self.clear_all(now);
+            self.flush_now();
         }
     }
 
@@ -410,6 +432,11 @@ impl Store {
                 let it = shard.unlink(slot, Removal::Expired, now);
                 self.mem.release(u64::from(it.charge));
                 Lookup::Expired
+            }
+            Some(slot) if shard.item(slot).cas < self.flushed_below.load(Ordering::Acquire) => {
+                let it = shard.unlink(slot, Removal::Client, now);
+                self.mem.release(u64::from(it.charge));
+                Lookup::Flushed
             }
             Some(slot) => Lookup::Hit(slot),
         }
@@ -428,9 +455,11 @@ impl Store {
         let exptime = touch.map(|t| self.rel_exptime(t));
         let (hash, lock, _) = self.locate(key);
         let mut shard = lock.lock();
-        shard.stats.cmd_get += 1;
+        // memcached counts a gat as a touch, not as a get.
         if exptime.is_some() {
             shard.stats.cmd_touch += 1;
+        } else {
+            shard.stats.cmd_get += 1;
         }
         match self.lookup(&mut shard, hash, key, now) {
             Lookup::Hit(slot) => {
@@ -440,8 +469,9 @@ impl Store {
                     shard.stats.touch_hits += 1;
                     let class = shard.item(slot).class;
                     shard.class_mut(class).touch_hits += 1;
+                } else {
+                    shard.stats.get_hits += 1;
                 }
-                shard.stats.get_hits += 1;
                 let it = shard.item_mut(slot);
                 if it.fetched {
                     it.active = true;
@@ -454,16 +484,19 @@ impl Store {
                     key: it.key(),
                     value: it.value(),
                     flags: it.flags,
-                    cas: it.cas,
+                    cas: self.visible_cas(it.cas),
                 }))
             }
             miss => {
-                if matches!(miss, Lookup::Expired) {
-                    shard.stats.get_expired += 1;
-                }
-                shard.stats.get_misses += 1;
                 if exptime.is_some() {
                     shard.stats.touch_misses += 1;
+                } else {
+                    shard.stats.get_misses += 1;
+                    match miss {
+                        Lookup::Expired => shard.stats.get_expired += 1,
+                        Lookup::Flushed => shard.stats.get_flushed += 1,
+                        _ => {}
+                    }
                 }
                 None
             }
@@ -506,7 +539,7 @@ impl Store {
                     Some(StoreOutcome::NotFound)
                 }
                 (StoreMode::Cas(unique), Some(slot))
-                    if self.use_cas && shard.item(slot).cas != unique =>
+                    if !self.use_cas || shard.item(slot).cas != unique =>
                 {
                     shard.stats.cas_badval += 1;
                     let class = shard.item(slot).class;
@@ -531,6 +564,10 @@ impl Store {
             };
             let total = slab::item_total(key.len(), vlen, flags, self.use_cas);
             let Some(class) = self.slabs.class_for(total) else {
+                if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
+                    // memcached fails to allocate the combined item: NOT_STORED.
+                    return StoreOutcome::NotStored;
+                }
                 shard.stats.store_too_large += 1;
                 if mode == StoreMode::Set {
                     // memcached drops the old value rather than leave it stale.
@@ -558,8 +595,11 @@ impl Store {
                     continue;
                 }
                 let mut shard = lock.lock();
-                shard.stats.store_no_memory += 1;
                 shard.class_mut(class).outofmemory += 1;
+                if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
+                    return StoreOutcome::NotStored;
+                }
+                shard.stats.store_no_memory += 1;
                 if mode == StoreMode::Set {
                     if let Lookup::Hit(slot) = self.lookup(&mut shard, hash, key, now) {
                         let it = shard.unlink(slot, Removal::Client, now);
@@ -634,7 +674,6 @@ impl Store {
         let now = self.now();
         let (hash, lock, _) = self.locate(key);
         let mut shard = lock.lock();
-        shard.stats.cmd_set += 1;
         shard.stats.store_too_large += 1;
         if drop_existing {
             if let Lookup::Hit(slot) = self.lookup(&mut shard, hash, key, now) {
@@ -760,22 +799,32 @@ impl Store {
     pub fn flush_all(&self, delay: i64) {
         let now = self.now();
         if delay > 0 {
-            let at = self.rel_exptime(delay).saturating_sub(1).max(1);
+            let at = self.rel_exptime(delay).saturating_sub(1);
+            if at == 0 {
+                // An absolute time already past: memcached's oldest_live becomes 0, a no-op
+                // that still takes a cas unique.
+                self.next_cas();
+                return;
+            }
             if at > now {
                 self.flush_at.store(at, Ordering::Release);
                 return;
             }
         }
         self.flush_at.store(0, Ordering::Release);
-        self.clear_all(now);
+        self.flush_now();
     }
 
-    fn clear_all(&self, now: u32) {
+    /// Drops the items a `flush_all` invalidated, one shard lock at a time.
+    fn sweep_flushed(&self, now: u32) {
+        let mark = self.flushed_below.load(Ordering::Acquire);
+        if self.swept_below.swap(mark, Ordering::AcqRel) == mark {
+            return;
+        }
         for lock in self.shards.iter() {
             let mut shard = lock.lock();
-            let before = shard.charged();
-            shard.clear(now);
-            self.mem.release(before);
+            let freed = shard.remove_older_than(mark, now);
+            self.mem.release(freed);
         }
     }
 
@@ -785,6 +834,7 @@ impl Store {
     pub fn housekeep(&self, batch: usize) -> usize {
         let now = self.now();
         self.check_flush(now);
+        self.sweep_flushed(now);
         let mut reclaimed = 0;
         for lock in self.shards.iter() {
             loop {

@@ -427,13 +427,18 @@ impl Shard {
         None
     }
 
-    /// Drops every item; counters of items ever stored survive.
-    pub fn clear(&mut self, now: u32) {
+    /// Drops every item stamped (cas) below `mark`; returns the slab bytes freed.
+    pub fn remove_older_than(&mut self, mark: u64, now: u32) -> u64 {
+        let mut freed = 0;
         for slot in 0..self.items.len() as u32 {
-            if self.items[slot as usize].is_some() {
-                self.unlink(slot, Removal::Client, now);
+            if self.items[slot as usize]
+                .as_ref()
+                .is_some_and(|it| it.cas < mark)
+            {
+                freed += u64::from(self.unlink(slot, Removal::Client, now).charge);
             }
         }
+        freed
     }
 
     /// Seconds since the LRU tail of each class was stored (index = class id; 0 when empty).
@@ -448,11 +453,6 @@ impl Shard {
                 }
             })
             .collect()
-    }
-
-    /// Total slab bytes charged in this shard.
-    pub fn charged(&self) -> u64 {
-        self.classes.iter().map(|c| c.charged).sum()
     }
 
     fn schedule(&mut self, slot: u32, exptime: u32) {

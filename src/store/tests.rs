@@ -363,6 +363,50 @@ fn flush_now_and_delayed() {
 }
 
 #[test]
+fn flush_is_lazy_then_swept() {
+    let (s, _) = store();
+    for i in 0..100 {
+        s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, b"v");
+    }
+    s.flush_all(0);
+    s.store(StoreMode::Set, b"after", 0, 0, b"v");
+    assert_eq!(get(&s, b"k0"), None);
+    assert_eq!(s.stats().get_flushed, 1);
+    s.housekeep(16);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s.memory_used(), 96);
+    assert!(get(&s, b"after").is_some());
+}
+
+#[test]
+fn cas_disabled_refuses_cas_on_existing_items() {
+    let (s, _) = store_with(StoreConfig {
+        use_cas: false,
+        ..Default::default()
+    });
+    s.store(StoreMode::Set, b"k", 0, 0, b"v");
+    assert_eq!(
+        s.store(StoreMode::Cas(0), b"k", 0, 0, b"w"),
+        StoreOutcome::Exists
+    );
+}
+
+#[test]
+fn append_past_the_item_limit_is_not_stored() {
+    let (s, _) = store_with(StoreConfig {
+        max_item_size: 2048,
+        slab_chunk_max: 1024,
+        ..Default::default()
+    });
+    s.store(StoreMode::Set, b"k", 0, 0, &[b'x'; 1500]);
+    assert_eq!(
+        s.store(StoreMode::Append, b"k", 0, 0, &[b'y'; 1000]),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(get(&s, b"k").map(|v| v.len()), Some(1500));
+}
+
+#[test]
 fn lowering_the_memory_limit_evicts_on_next_store() {
     let (s, _) = store_with(StoreConfig {
         shards: 1,
