@@ -34,6 +34,14 @@ pub struct ServerStats {
     pub auth_cmds: AtomicU64,
     /// Failed authentications.
     pub auth_errors: AtomicU64,
+    /// `ratelimit` family commands.
+    pub cmd_ratelimit: AtomicU64,
+    /// Rate-limit requests allowed.
+    pub ratelimit_allowed: AtomicU64,
+    /// Rate-limit requests denied.
+    pub ratelimit_denied: AtomicU64,
+    /// Rate-limit requests answered with an error.
+    pub ratelimit_errors: AtomicU64,
     /// Current verbosity (changed by `verbosity`).
     pub verbosity: AtomicU32,
     /// Per-prefix counters for `stats detail`.
@@ -57,6 +65,10 @@ impl ServerStats {
             &self.cmd_meta,
             &self.auth_cmds,
             &self.auth_errors,
+            &self.cmd_ratelimit,
+            &self.ratelimit_allowed,
+            &self.ratelimit_denied,
+            &self.ratelimit_errors,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -253,6 +265,11 @@ pub fn general(
         pair("moves_within_lru", 0),
         pair("direct_reclaims", 0),
         pair("lru_bumps_dropped", 0),
+        pair("cmd_ratelimit", r(&s.cmd_ratelimit)),
+        pair("ratelimit_allowed", r(&s.ratelimit_allowed)),
+        pair("ratelimit_denied", r(&s.ratelimit_denied)),
+        pair("ratelimit_keys", st.internal_items),
+        pair("ratelimit_errors", r(&s.ratelimit_errors)),
     ]
 }
 

@@ -1,6 +1,7 @@
 //! Wire protocols. One request/reply model; `text` decodes memcached's classic text protocol
 //! into it and encodes replies. Parsing here knows nothing of sockets or of the store.
 
+pub mod limits;
 pub mod text;
 
 /// Longest key memcached accepts.
@@ -152,6 +153,26 @@ pub enum Request<'a> {
         /// What to answer.
         reply: Reply,
         /// Suppress it (memcached suppresses even errors once `noreply` was seen).
+        noreply: bool,
+    },
+    /// `ratelimit <key> ...`: one limit, or a named policy.
+    RateLimit {
+        /// The subject.
+        key: &'a [u8],
+        /// Explicit parameters or a policy.
+        target: limits::Target<'a>,
+        /// consume, peek or refund.
+        mode: crate::ratelimit::Mode,
+        /// Suppress the reply.
+        noreply: bool,
+    },
+    /// `ratelimit_all <n>`: `count` limit lines follow the command line.
+    RateLimitAll {
+        /// Number of limit lines.
+        count: usize,
+        /// Decide without spending.
+        peek: bool,
+        /// Suppress the reply.
         noreply: bool,
     },
     /// Close the connection without a reply (HTTP requests, as memcached does).

@@ -319,6 +319,24 @@ pub fn parse_command(line: &[u8]) -> Request<'_> {
                 _ => reply(Reply::Error, noreply),
             }
         }
+        b"ratelimit" | b"ratelimit_all" => {
+            let mut toks: [&[u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
+            let mut n = 0;
+            for tok in Keys::new(t.from(1)) {
+                if n == MAX_TOKENS {
+                    return reply(BAD_FORMAT, false);
+                }
+                toks[n] = tok;
+                n += 1;
+            }
+            let noreply = n > 0 && toks[n - 1] == b"noreply";
+            let toks = &toks[..n - usize::from(noreply)];
+            if cmd == b"ratelimit" {
+                super::limits::parse_ratelimit(toks, noreply)
+            } else {
+                super::limits::parse_ratelimit_all(toks, noreply)
+            }
+        }
         b"watch" => reply(
             Reply::Line("CLIENT_ERROR watch commands not allowed"),
             t.noreply(),

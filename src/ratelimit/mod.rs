@@ -3,8 +3,8 @@
 //! This module owns the model shared by every protocol ([`Algorithm`], [`Mode`], [`Params`],
 //! [`Decision`]), the per-key [`State`] and its byte encoding, the period syntax
 //! ([`parse_period`]) and [`decide`]: `(state, params, mode, now) -> (decision, new state, ttl)`.
-//! It does no I/O, reads no clock and never touches the store; the caller reads the key's value,
-//! decodes it, calls [`decide`] and writes [`Outcome::new_state`] back atomically.
+//! The math does no I/O and reads no clock; [`apply`] runs it on the store's atomic
+//! read-modify-write ([`crate::store::Store::update_many`]) for one key or a set of keys.
 //!
 //! # Exactness
 //! No floating point. With `T = period / limit`, every quantity is kept in units of `1/limit`
@@ -56,9 +56,11 @@
 //!   TTLs are computed with the current period; if a later call uses a longer period, a state
 //!   already reclaimed reads as empty.
 
+mod apply;
 mod fixed;
 mod gcra;
 mod period;
+pub mod policy;
 mod sliding;
 mod state;
 #[cfg(test)]
@@ -66,6 +68,7 @@ mod tests;
 
 use std::fmt;
 
+pub use apply::{apply, ApplyError, Limit, Verdict};
 pub use period::{parse_period, period_from_ms, PeriodError, MAX_PERIOD_NS, MIN_PERIOD_NS};
 pub use state::{State, Tat, MAGIC, MAX_ENCODED_LEN, VERSION};
 

@@ -6,8 +6,10 @@ use std::sync::atomic::Ordering;
 use bytes::{BufMut, BytesMut};
 
 use super::Context;
+use crate::protocol::limits::{write_decision, Target};
 use crate::protocol::text::{write_number, write_reply, write_stat, write_value};
 use crate::protocol::{Reply, Request, StatsKind, StoreKind};
+use crate::ratelimit::{apply, ApplyError, Limit, Mode};
 use crate::stats::{self, PrefixOp, ServerStats};
 use crate::store::{DeltaOutcome, StoreMode, StoreOutcome};
 
@@ -147,9 +149,75 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
             }
         }
         Request::Reply { reply: r, noreply } => reply(out, r, noreply),
+        Request::RateLimit {
+            key,
+            target,
+            mode,
+            noreply,
+        } => match target {
+            Target::Explicit(limit) => ratelimit(ctx, &[limit], mode, noreply, false, out),
+            Target::Policy { name, cost } => {
+                let policies = ctx.policies.read().clone();
+                match policies.limits(name, key, cost) {
+                    Some(limits) => ratelimit(ctx, &limits, mode, noreply, true, out),
+                    None => {
+                        ratelimit_error(ctx, Reply::ClientError("unknown policy"), noreply, out)
+                    }
+                }
+            }
+        },
+        Request::RateLimitAll { .. } => unreachable!("ratelimit_all carries limit lines"),
         Request::Close => return Flow::Close,
     }
     Flow::Continue
+}
+
+/// Counts and answers a rate-limit request that failed before a decision.
+pub fn ratelimit_error(ctx: &Context, r: Reply, noreply: bool, out: &mut BytesMut) {
+    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
+    ServerStats::add(&ctx.stats.ratelimit_errors, 1);
+    reply(out, r, noreply);
+}
+
+/// Decides `limits` atomically and answers: one decision line, or (`multi`) the overall line,
+/// one line per limit and `END`.
+pub fn ratelimit(
+    ctx: &Context,
+    limits: &[Limit<'_>],
+    mode: Mode,
+    noreply: bool,
+    multi: bool,
+    out: &mut BytesMut,
+) {
+    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
+    match apply(&ctx.store, limits, mode) {
+        Ok(v) => {
+            let counter = if v.overall.allowed {
+                &ctx.stats.ratelimit_allowed
+            } else {
+                &ctx.stats.ratelimit_denied
+            };
+            ServerStats::add(counter, 1);
+            if noreply {
+                return;
+            }
+            write_decision(out, &v.overall);
+            if multi {
+                for d in &v.decisions {
+                    write_decision(out, d);
+                }
+                write_reply(out, Reply::End);
+            }
+        }
+        Err(e) => {
+            ServerStats::add(&ctx.stats.ratelimit_errors, 1);
+            let r = match e {
+                ApplyError::Incompatible => Reply::ClientError("key holds incompatible value"),
+                ApplyError::NoMemory => Reply::ServerError("out of memory storing object"),
+            };
+            reply(out, r, noreply);
+        }
+    }
 }
 
 /// Runs a storage command whose value has arrived. `data` is the value followed by two bytes

@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::ratelimit::policy::Policies;
 use crate::stats::{ServerStats, Stat};
 use crate::store::{Store, StoreConfig};
 
@@ -33,6 +34,8 @@ pub struct Context {
     pub conns: ConnRegistry,
     /// Start time, for `uptime`.
     pub started: Instant,
+    /// Named rate-limit policies (replaced whole on reload).
+    pub policies: RwLock<Arc<Policies>>,
     /// Signalled once to stop the server.
     pub shutdown: Notify,
     stopping: AtomicBool,
@@ -48,6 +51,7 @@ impl Context {
             stats: ServerStats::default(),
             conns: ConnRegistry::default(),
             started: Instant::now(),
+            policies: RwLock::new(Arc::new(Policies::default())),
             shutdown: Notify::new(),
             stopping: AtomicBool::new(false),
         }
@@ -65,6 +69,17 @@ impl Context {
     /// A context on the system clock, for unit tests of the request path.
     pub fn for_tests(config: Config) -> Self {
         Context::new(config, Arc::new(SystemClock::new()))
+    }
+
+    /// Loads the policy file named by `--policies` (if any) in place of the current policies.
+    pub fn reload_policies(&self) -> Result<usize, String> {
+        let Some(path) = &self.config.policies else {
+            return Ok(0);
+        };
+        let p = Policies::load(path)?;
+        let n = p.len();
+        *self.policies.write() = Arc::new(p);
+        Ok(n)
     }
 
     /// Asks the server to stop.
@@ -153,6 +168,7 @@ impl ConnRegistry {
 /// Runs the server until `shutdown` (or SIGINT/SIGTERM). Returns after the listeners close.
 pub async fn run(config: Config) -> std::io::Result<()> {
     let ctx = Arc::new(Context::new(config, Arc::new(SystemClock::new())));
+    ctx.reload_policies().map_err(std::io::Error::other)?;
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
     let mut tasks = Vec::new();
 
@@ -211,6 +227,21 @@ pub async fn run(config: Config) -> std::io::Result<()> {
             })?
     };
 
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let reloader = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            while sighup.recv().await.is_some() {
+                match ctx.reload_policies() {
+                    Ok(n) => tracing::info!("reloaded {n} policies"),
+                    Err(e) => {
+                        tracing::error!("policy reload failed, keeping the old policies: {e}")
+                    }
+                }
+            }
+        })
+    };
+    tasks.push(reloader);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = ctx.shutdown.notified() => {}

@@ -6,8 +6,10 @@ use bytes::{Buf, BytesMut};
 
 use super::dispatch::{self, Flow, PendingStore};
 use super::Context;
+use crate::protocol::limits::parse_limit_line;
 use crate::protocol::text::{may_be_long_multiget, parse_command};
 use crate::protocol::{Request, MAX_LINE_WITHOUT_NEWLINE, MAX_MULTIGET_LINE};
+use crate::ratelimit::Mode;
 
 /// Per-connection protocol state.
 #[derive(Debug, Default)]
@@ -88,6 +90,58 @@ impl Session {
                 let key = &head[key_start..key_start + key.len()];
                 dispatch::store(ctx, p, key, &rest[..len + 2], out);
                 rbuf.advance(total);
+                continue;
+            }
+            if let Request::RateLimitAll {
+                count,
+                peek,
+                noreply,
+            } = req
+            {
+                // The limit lines follow the command line; wait until all have arrived.
+                let mut ends = [0usize; crate::protocol::limits::MAX_LIMITS];
+                let mut pos = nl + 1;
+                for end in ends.iter_mut().take(count) {
+                    match memchr::memchr(b'\n', &rbuf[pos..]) {
+                        Some(i) => {
+                            *end = pos + i;
+                            pos += i + 1;
+                        }
+                        None => {
+                            if rbuf.len() - (nl + 1) > count * MAX_LINE_WITHOUT_NEWLINE {
+                                return Flow::Close;
+                            }
+                            self.need = rbuf.len() + 1;
+                            return Flow::Continue;
+                        }
+                    }
+                }
+                self.need = 0;
+                let mut limits = Vec::with_capacity(count);
+                let mut start = nl + 1;
+                let mut error = None;
+                for &end in &ends[..count] {
+                    let line_end = if end > start && rbuf[end - 1] == b'\r' {
+                        end - 1
+                    } else {
+                        end
+                    };
+                    match parse_limit_line(&rbuf[start..line_end]) {
+                        Ok(l) => limits.push(l),
+                        Err(r) => {
+                            error.get_or_insert(r);
+                        }
+                    }
+                    start = end + 1;
+                }
+                match error {
+                    Some(r) => dispatch::ratelimit_error(ctx, r, noreply, out),
+                    None => {
+                        let mode = if peek { Mode::Peek } else { Mode::Consume };
+                        dispatch::ratelimit(ctx, &limits, mode, noreply, true, out);
+                    }
+                }
+                rbuf.advance(pos);
                 continue;
             }
             let flow = dispatch::execute(ctx, req, out);
@@ -172,6 +226,46 @@ mod tests {
             b"set k 0 0 1 noreply\r\nx\r\nincr k 1 noreply\r\nget k\r\n",
         );
         assert_eq!(&out[..], b"VALUE k 0 1\r\nx\r\nEND\r\n");
+    }
+
+    #[test]
+    fn ratelimit_family_over_the_session() {
+        let ctx = Context::for_tests(Config::default());
+        let (out, _) = run(&ctx, b"ratelimit api:u42 100 60s 10\r\n");
+        assert_eq!(&out[..], b"ALLOWED 10 9 0 600\r\n");
+        let input: &[u8] = b"ratelimit_all 2\r\nu 100 1h\r\nu 1 1m fixed\r\nratelimit_all 2\r\nu 100 1h\r\nu 1 1m fixed\r\n";
+        let (out, _) = run(&ctx, input);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("ALLOWED 1 0 0 "));
+        assert!(lines[1].starts_with("ALLOWED 100 99 0 "));
+        assert!(lines[2].starts_with("ALLOWED 1 0 0 "));
+        assert_eq!(lines[3], "END");
+        assert!(lines[4].starts_with("DENIED 1 0 "));
+        assert_eq!(lines[7], "END");
+        // Split at every byte, the set still parses once.
+        for cut in 0..input.len() {
+            let ctx = Context::for_tests(Config::default());
+            let mut s = Session::new();
+            let mut rbuf = BytesMut::from(&input[..cut]);
+            let mut out = BytesMut::new();
+            s.process(&ctx, &mut rbuf, &mut out);
+            rbuf.extend_from_slice(&input[cut..]);
+            s.process(&ctx, &mut rbuf, &mut out);
+            assert_eq!(
+                out.iter().filter(|&&b| b == b'\n').count(),
+                8,
+                "cut at {cut}"
+            );
+        }
+        let (out, _) = run(
+            &ctx,
+            b"set plain 0 0 1\r\nx\r\nratelimit plain 1 1s\r\nratelimit k 1 1s 5 6\r\n",
+        );
+        assert_eq!(
+            &out[..],
+            b"STORED\r\nCLIENT_ERROR key holds incompatible value\r\nCLIENT_ERROR cost exceeds burst\r\n"
+        );
     }
 
     #[test]

@@ -251,6 +251,15 @@ pub struct Write {
     pub ttl_ns: Option<u64>,
 }
 
+/// A live value as [`Store::update_many`] shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Current<'a> {
+    /// The value bytes.
+    pub value: &'a [u8],
+    /// Written by the server (`update_many`), not by a client's storage command.
+    pub internal: bool,
+}
+
 /// Why [`Store::update_many`] wrote nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateError {
@@ -865,7 +874,7 @@ impl Store {
     pub fn update_many<R>(
         &self,
         keys: &[&[u8]],
-        f: impl FnOnce(&[Option<&[u8]>], u64) -> (R, Vec<Option<Write>>),
+        f: impl FnOnce(&[Option<Current<'_>>], u64) -> (R, Vec<Option<Write>>),
     ) -> Result<R, UpdateError> {
         let now = self.now();
         self.check_flush(now);
@@ -893,10 +902,18 @@ impl Store {
         }
         let now_ns = self.clock.now_nanos();
         let (result, writes) = {
-            let values: Vec<Option<&[u8]>> = slots
+            let values: Vec<Option<Current<'_>>> = slots
                 .iter()
                 .zip(&located)
-                .map(|(slot, &(_, shard))| slot.map(|s| guards[guard_of(shard)].item(s).value()))
+                .map(|(slot, &(_, shard))| {
+                    slot.map(|s| {
+                        let it = guards[guard_of(shard)].item(s);
+                        Current {
+                            value: it.value(),
+                            internal: it.internal,
+                        }
+                    })
+                })
                 .collect();
             f(&values, now_ns)
         };

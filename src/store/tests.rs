@@ -466,7 +466,8 @@ fn update_many_is_all_or_nothing_and_sees_live_values() {
     s.store(StoreMode::Set, b"a", 0, 0, b"1");
     let seen = s
         .update_many(&[b"a", b"b"], |vals, _now| {
-            let seen: Vec<Option<Vec<u8>>> = vals.iter().map(|v| v.map(|v| v.to_vec())).collect();
+            let seen: Vec<Option<Vec<u8>>> =
+                vals.iter().map(|v| v.map(|v| v.value.to_vec())).collect();
             let writes = vec![
                 Some(Write {
                     value: b"A".to_vec(),
@@ -543,7 +544,7 @@ fn update_many_serialises_concurrent_callers() {
                             .iter()
                             .map(|v| {
                                 let n: u64 = v.map_or(0, |v| {
-                                    std::str::from_utf8(v).unwrap().parse().unwrap()
+                                    std::str::from_utf8(v.value).unwrap().parse().unwrap()
                                 });
                                 Some(Write {
                                     value: (n + 1).to_string().into_bytes(),

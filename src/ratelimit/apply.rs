@@ -1,0 +1,253 @@
+//! Runs limit decisions on the store: one atomic read-modify-write over every key of a request
+//! ([`Store::update_many`]), so concurrent requests on a key are serialised and a set of limits
+//! is spent all or none.
+
+use std::borrow::Cow;
+
+use super::{decide, Algorithm, Decision, Mode, Params, State};
+use crate::store::{Store, UpdateError, Write};
+
+/// One limit of a request: the subject and its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit<'a> {
+    /// The key (subject).
+    pub key: &'a [u8],
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// Limit, period, burst and cost.
+    pub params: Params,
+}
+
+/// Why a request was not decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyError {
+    /// A key holds a client's value or another algorithm's state.
+    Incompatible,
+    /// No memory for the new state.
+    NoMemory,
+}
+
+/// The answer to a request: the overall verdict and each limit's decision, in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The most restrictive decision: when allowed, the one with the fewest tokens left; when
+    /// denied, the denial with the longest retry.
+    pub overall: Decision,
+    /// One decision per limit. When the set is denied nothing was spent, and each line says
+    /// what that limit alone would have answered (as `peek` does).
+    pub decisions: Vec<Decision>,
+}
+
+/// The key a limit's state is stored under. A subject that appears again in the same request
+/// (sustained + burst limits on one key) keeps its k-th extra state under `key NUL k`, a name
+/// no client can use, so the states stay apart.
+fn storage_keys<'a>(limits: &[Limit<'a>]) -> Vec<Cow<'a, [u8]>> {
+    let mut out: Vec<Cow<'a, [u8]>> = Vec::with_capacity(limits.len());
+    for (i, l) in limits.iter().enumerate() {
+        let repeats = limits[..i].iter().filter(|p| p.key == l.key).count();
+        if repeats == 0 {
+            out.push(Cow::Borrowed(l.key));
+        } else {
+            let mut k = l.key.to_vec();
+            k.push(0);
+            k.push(repeats as u8);
+            out.push(Cow::Owned(k));
+        }
+    }
+    out
+}
+
+/// Decides `limits` together in `mode` (consume spends every limit only if all allow; peek
+/// writes nothing; refund gives back to every limit).
+pub fn apply(store: &Store, limits: &[Limit<'_>], mode: Mode) -> Result<Verdict, ApplyError> {
+    let keys = storage_keys(limits);
+    let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
+    let result = store.update_many(&key_refs, |current, now_ns| {
+        let mut states = Vec::with_capacity(limits.len());
+        for (cur, l) in current.iter().zip(limits) {
+            match cur {
+                None => states.push(None),
+                Some(c) => match State::decode(c.value) {
+                    Some(s) if c.internal && s.algorithm() == l.algorithm => states.push(Some(s)),
+                    _ => return (Err(ApplyError::Incompatible), Vec::new()),
+                },
+            }
+        }
+        let outcomes: Vec<_> = limits
+            .iter()
+            .zip(&states)
+            .map(|(l, s)| decide(l.algorithm, s.as_ref(), &l.params, mode, now_ns))
+            .collect();
+        let all_allowed = outcomes.iter().all(|o| o.decision.allowed);
+        let writes = if all_allowed && mode != Mode::Peek {
+            outcomes
+                .iter()
+                .map(|o| {
+                    o.new_state.map(|s| Write {
+                        value: s.to_bytes(),
+                        ttl_ns: Some(o.ttl_ns),
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let decisions: Vec<Decision> = outcomes.iter().map(|o| o.decision).collect();
+        let overall = if all_allowed {
+            *decisions
+                .iter()
+                .min_by_key(|d| d.remaining)
+                .expect("at least one limit")
+        } else {
+            *decisions
+                .iter()
+                .filter(|d| !d.allowed)
+                .max_by_key(|d| d.retry_after_ns)
+                .expect("a denial")
+        };
+        (Ok(Verdict { overall, decisions }), writes)
+    });
+    match result {
+        Ok(v) => v,
+        Err(UpdateError::NoMemory) => Err(ApplyError::NoMemory),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::MockClock;
+    use crate::store::{StoreConfig, StoreMode};
+    use std::sync::Arc;
+
+    fn store() -> (Store, Arc<MockClock>) {
+        let clock = Arc::new(MockClock::new(1_700_000_000));
+        (Store::new(&StoreConfig::default(), clock.clone()), clock)
+    }
+
+    fn limit(key: &[u8], limit: u32, period_s: u64, burst: u32, alg: Algorithm) -> Limit<'_> {
+        Limit {
+            key,
+            algorithm: alg,
+            params: Params {
+                limit,
+                period_ns: period_s * 1_000_000_000,
+                burst,
+                cost: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn spec_example_over_the_store() {
+        let (s, _) = store();
+        let l = [limit(b"api:u42", 100, 60, 10, Algorithm::Gcra)];
+        let v = apply(&s, &l, Mode::Consume).unwrap();
+        let d = v.overall;
+        assert_eq!(
+            (
+                d.allowed,
+                d.limit,
+                d.remaining,
+                d.retry_after_ms(),
+                d.reset_after_ms()
+            ),
+            (true, 10, 9, 0, 600)
+        );
+        for _ in 0..9 {
+            assert!(apply(&s, &l, Mode::Consume).unwrap().overall.allowed);
+        }
+        let d = apply(&s, &l, Mode::Consume).unwrap().overall;
+        assert_eq!(
+            (
+                d.allowed,
+                d.limit,
+                d.remaining,
+                d.retry_after_ms(),
+                d.reset_after_ms()
+            ),
+            (false, 10, 0, 600, 6000)
+        );
+        assert_eq!(s.stats().internal_items, 1);
+    }
+
+    #[test]
+    fn a_set_is_spent_all_or_none() {
+        let (s, _) = store();
+        let set = [
+            limit(b"u", 100, 3600, 0, Algorithm::Gcra),
+            limit(b"u", 2, 60, 0, Algorithm::Fixed),
+        ];
+        assert!(apply(&s, &set, Mode::Consume).unwrap().overall.allowed);
+        let v = apply(&s, &set, Mode::Consume).unwrap();
+        assert!(v.overall.allowed);
+        assert_eq!(
+            v.overall.remaining, 0,
+            "the burst limit is the most restrictive"
+        );
+        let v = apply(&s, &set, Mode::Consume).unwrap();
+        assert!(!v.overall.allowed);
+        // The hourly limit was not spent by the denied request: 98 left after two passes.
+        let peek = apply(&s, &set[..1], Mode::Peek).unwrap();
+        assert_eq!(peek.decisions[0].remaining, 97);
+    }
+
+    #[test]
+    fn incompatible_values_are_refused_not_reset() {
+        let (s, _) = store();
+        s.store(StoreMode::Set, b"plain", 0, 0, b"hello");
+        let l = [limit(b"plain", 10, 60, 0, Algorithm::Gcra)];
+        assert_eq!(apply(&s, &l, Mode::Consume), Err(ApplyError::Incompatible));
+        // A client value that happens to decode as state is still a client value.
+        let forged = State::Gcra(super::super::Tat::from_ns(0)).to_bytes();
+        s.store(StoreMode::Set, b"forged", 0, 0, &forged);
+        let l = [limit(b"forged", 10, 60, 0, Algorithm::Gcra)];
+        assert_eq!(apply(&s, &l, Mode::Consume), Err(ApplyError::Incompatible));
+        let g = [limit(b"k", 10, 60, 0, Algorithm::Gcra)];
+        apply(&s, &g, Mode::Consume).unwrap();
+        let f = [limit(b"k", 10, 60, 0, Algorithm::Fixed)];
+        assert_eq!(apply(&s, &f, Mode::Consume), Err(ApplyError::Incompatible));
+    }
+
+    #[test]
+    fn idle_state_expires_through_the_wheel() {
+        let (s, clock) = store();
+        let l = [limit(b"k", 10, 10, 0, Algorithm::Gcra)];
+        apply(&s, &l, Mode::Consume).unwrap();
+        assert_eq!(s.len(), 1);
+        clock.advance_secs(3);
+        s.housekeep(100);
+        assert_eq!(
+            s.len(),
+            0,
+            "one token refills in 1 s; the state is gone after its TTL"
+        );
+    }
+
+    #[test]
+    fn concurrent_consumers_never_over_admit() {
+        let (s, _) = store();
+        let s = Arc::new(s);
+        for alg in [Algorithm::Gcra, Algorithm::Fixed, Algorithm::Sliding] {
+            let key = format!("hot-{}", alg.keyword()).into_bytes();
+            let admitted: usize = (0..8)
+                .map(|_| {
+                    let s = s.clone();
+                    let key = key.clone();
+                    std::thread::spawn(move || {
+                        (0..200)
+                            .filter(|_| {
+                                let l = [limit(&key, 500, 3600, 0, alg)];
+                                apply(&s, &l, Mode::Consume).unwrap().overall.allowed
+                            })
+                            .count()
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .sum();
+            assert_eq!(admitted, 500, "{alg:?}");
+        }
+    }
+}

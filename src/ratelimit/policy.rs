@@ -1,0 +1,180 @@
+//! Named policies: sets of limits defined in a TOML file (`--policies FILE`, reloaded on
+//! SIGHUP) and applied with `ratelimit <key> @<name>`.
+//!
+//! ```toml
+//! [policy.free]
+//! limits = [ { limit = 100, period = "1h" }, { limit = 20, period = "1m" } ]
+//! [policy.pro]
+//! limits = [ { limit = 1000, period = "1h", burst = 50, algorithm = "gcra" } ]
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{parse_period, Algorithm, Limit, Params};
+use crate::protocol::limits::MAX_LIMITS;
+
+/// One limit of a policy; the subject and cost come with each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyLimit {
+    /// Algorithm.
+    pub algorithm: Algorithm,
+    /// Limit, period and burst (cost is set per request).
+    pub params: Params,
+}
+
+/// The loaded policies by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policies {
+    map: HashMap<Vec<u8>, Vec<PolicyLimit>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    policy: HashMap<String, PolicyDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyDef {
+    limits: Vec<LimitDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitDef {
+    limit: u64,
+    period: toml::Value,
+    #[serde(default)]
+    burst: u64,
+    #[serde(default)]
+    algorithm: Option<String>,
+}
+
+impl Policies {
+    /// Parses a policy file's text; the error names the policy and what is wrong.
+    pub fn parse(text: &str) -> Result<Policies, String> {
+        let file: File = toml::from_str(text).map_err(|e| format!("policy file: {e}"))?;
+        let mut map = HashMap::new();
+        for (name, def) in file.policy {
+            if def.limits.is_empty() || def.limits.len() > MAX_LIMITS {
+                return Err(format!("policy {name}: 1 to {MAX_LIMITS} limits required"));
+            }
+            let mut limits = Vec::with_capacity(def.limits.len());
+            for l in def.limits {
+                let period = match &l.period {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    other => return Err(format!("policy {name}: bad period {other}")),
+                };
+                let period_ns = parse_period(period.as_bytes())
+                    .map_err(|_| format!("policy {name}: invalid period {period:?}"))?;
+                let algorithm = match l.algorithm.as_deref() {
+                    None => Algorithm::Gcra,
+                    Some(a) => Algorithm::from_keyword(a.as_bytes())
+                        .ok_or_else(|| format!("policy {name}: unknown algorithm {a:?}"))?,
+                };
+                let params = Params {
+                    limit: u32::try_from(l.limit)
+                        .map_err(|_| format!("policy {name}: invalid limit"))?,
+                    period_ns,
+                    burst: u32::try_from(l.burst)
+                        .map_err(|_| format!("policy {name}: invalid burst"))?,
+                    cost: 1,
+                };
+                params
+                    .validate(algorithm)
+                    .map_err(|e| format!("policy {name}: {e}"))?;
+                limits.push(PolicyLimit { algorithm, params });
+            }
+            map.insert(name.into_bytes(), limits);
+        }
+        Ok(Policies { map })
+    }
+
+    /// Reads and parses a policy file.
+    pub fn load(path: &Path) -> Result<Policies, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text)
+    }
+
+    /// The limits of policy `name` applied to `key` at `cost`, or `None` for an unknown policy.
+    pub fn limits<'a>(&self, name: &[u8], key: &'a [u8], cost: u32) -> Option<Vec<Limit<'a>>> {
+        let limits = self.map.get(name)?;
+        Some(
+            limits
+                .iter()
+                .map(|l| Limit {
+                    key,
+                    algorithm: l.algorithm,
+                    params: Params { cost, ..l.params },
+                })
+                .collect(),
+        )
+    }
+
+    /// Number of policies.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no policy is defined.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+[policy.free]
+limits = [ { limit = 100, period = "1h" }, { limit = 20, period = "1m" } ]
+[policy.pro]
+limits = [ { limit = 1000, period = "1h", burst = 50 } ]
+[policy.window]
+limits = [ { limit = 10, period = 60, algorithm = "fixed" } ]
+"#;
+
+    #[test]
+    fn parses_the_spec_example() {
+        let p = Policies::parse(SPEC).unwrap();
+        assert_eq!(p.len(), 3);
+        let free = p.limits(b"free", b"u1", 2).unwrap();
+        assert_eq!(free.len(), 2);
+        assert_eq!(
+            free[1].params,
+            Params {
+                limit: 20,
+                period_ns: 60_000_000_000,
+                burst: 0,
+                cost: 2
+            }
+        );
+        assert_eq!(p.limits(b"pro", b"u1", 1).unwrap()[0].params.burst, 50);
+        assert_eq!(
+            p.limits(b"window", b"u", 1).unwrap()[0].algorithm,
+            Algorithm::Fixed
+        );
+        assert!(p.limits(b"nope", b"u1", 1).is_none());
+    }
+
+    #[test]
+    fn refuses_bad_files() {
+        assert!(Policies::parse("[policy.x]\nlimits = []").is_err());
+        assert!(Policies::parse("[policy.x]\nlimits = [{ limit = 0, period = \"1s\" }]").is_err());
+        assert!(Policies::parse("[policy.x]\nlimits = [{ limit = 1, period = \"1y\" }]").is_err());
+        assert!(Policies::parse(
+            "[policy.x]\nlimits = [{ limit = 1, period = \"1s\", algorithm = \"x\" }]"
+        )
+        .is_err());
+        assert!(Policies::parse("[policy.x]\nlimits = [{ limit = 5, period = \"1s\", burst = 2, algorithm = \"fixed\" }]").is_err());
+        assert!(Policies::parse("[policy.x]\nlimitz = 1").is_err());
+        assert!(Policies::parse("not toml [").is_err());
+    }
+}
