@@ -1,0 +1,196 @@
+"""flush_all, version, verbosity, quit, shutdown, cache_memlimit."""
+
+import time
+
+import pytest
+
+from helpers import value_reply
+
+
+def test_flush_all(conn):
+    conn.set(b"a", b"x")
+    conn.set(b"b", b"y")
+    assert conn.roundtrip(b"flush_all\r\n") == b"OK\r\n"
+    assert conn.roundtrip(b"get a b\r\n") == b"END\r\n"
+    # The cache is usable right after a flush.
+    conn.set(b"a", b"z")
+    assert conn.roundtrip(b"get a\r\n") == value_reply(b"a", b"z") + b"END\r\n"
+
+
+@pytest.mark.parametrize("arg", [b"0", b"-1", b"-100"])
+def test_flush_all_zero_or_negative_is_immediate(conn, arg):
+    conn.set(b"a", b"x")
+    assert conn.roundtrip(b"flush_all " + arg + b"\r\n") == b"OK\r\n"
+    assert conn.roundtrip(b"get a\r\n") == b"END\r\n"
+
+
+def test_flush_all_noreply(conn):
+    conn.set(b"a", b"x")
+    assert conn.roundtrip(b"flush_all noreply\r\n") == b""
+    assert conn.roundtrip(b"get a\r\n") == b"END\r\n"
+    conn.set(b"a", b"x")
+    assert conn.roundtrip(b"flush_all 0 noreply\r\n") == b""
+    assert conn.roundtrip(b"get a\r\n") == b"END\r\n"
+
+
+def test_flush_all_absolute_time_in_the_past_flushes_nothing(conn):
+    """2592001 is > 30 days, so an absolute unix time (1970): memcached
+    clamps it to the server start and flushes nothing."""
+    conn.set(b"a", b"x")
+    assert conn.roundtrip(b"flush_all 2592001\r\n") == b"OK\r\n"
+    assert conn.roundtrip(b"get a\r\n") == value_reply(b"a", b"x") + b"END\r\n"
+
+
+@pytest.mark.parametrize("arg", [b"abc", b"1.5", b"99999999999999999999"])
+def test_flush_all_bad_argument(conn, arg):
+    conn.set(b"a", b"x")
+    assert conn.roundtrip(b"flush_all " + arg + b"\r\n") == b"CLIENT_ERROR invalid exptime argument\r\n"
+    assert conn.roundtrip(b"flush_all " + arg + b" noreply\r\n") == b""
+    assert conn.roundtrip(b"get a\r\n") == value_reply(b"a", b"x") + b"END\r\n"
+
+
+def test_flush_all_token_count(conn):
+    conn.set(b"a", b"x")
+    assert conn.roundtrip(b"flush_all 0 noreply extra\r\n") == b"ERROR\r\n"
+    assert conn.roundtrip(b"get a\r\n") == value_reply(b"a", b"x") + b"END\r\n"
+    # A third token that is not noreply is ignored.
+    assert conn.roundtrip(b"flush_all 0 extra\r\n") == b"OK\r\n"
+    assert conn.roundtrip(b"get a\r\n") == b"END\r\n"
+
+
+@pytest.mark.fresh
+@pytest.mark.slow
+def test_flush_all_with_delay(make_server):
+    srv = make_server()
+    with srv.connect() as c:
+        c.set(b"a", b"x")
+        assert c.roundtrip(b"flush_all 2\r\n") == b"OK\r\n"
+        assert c.roundtrip(b"get a\r\n") == value_reply(b"a", b"x") + b"END\r\n"
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline and c.roundtrip(b"get a\r\n") != b"END\r\n":
+            time.sleep(0.1)
+        assert c.roundtrip(b"get a\r\n") == b"END\r\n"
+        # Items stored after the flush point survive.
+        time.sleep(1.1)
+        c.set(b"b", b"y")
+        assert c.roundtrip(b"get b\r\n") == value_reply(b"b", b"y") + b"END\r\n"
+
+
+@pytest.mark.fresh
+def test_flush_all_disabled_with_F(make_server):
+    srv = make_server("-F")
+    with srv.connect() as c:
+        c.set(b"a", b"x")
+        for cmd in (b"flush_all\r\n", b"flush_all 0\r\n", b"flush_all bogus\r\n"):
+            assert c.roundtrip(cmd) == b"CLIENT_ERROR flush_all not allowed\r\n"
+        assert c.roundtrip(b"flush_all noreply\r\n") == b""
+        assert c.roundtrip(b"get a\r\n") == value_reply(b"a", b"x") + b"END\r\n"
+        assert c.stats(b"settings")["flush_enabled"] == "no"
+
+
+def test_version(conn):
+    conn.send(b"version\r\n")
+    line = conn.recv_line()
+    assert line.startswith(b"VERSION ") and len(line) > len(b"VERSION \r\n")
+
+
+def test_version_ignores_extra_tokens(conn):
+    conn.send(b"version extra\r\n")
+    assert conn.recv_line().startswith(b"VERSION ")
+
+
+def test_version_matches_stats(conn):
+    line = conn.request(b"version\r\n")
+    assert conn.stats()["version"] == line[len(b"VERSION "):-2].decode()
+
+
+@pytest.mark.parametrize("level", [b"0", b"1", b"2", b"+0"])
+def test_verbosity(conn, level):
+    assert conn.roundtrip(b"verbosity " + level + b"\r\n") == b"OK\r\n"
+    assert conn.roundtrip(b"verbosity 0\r\n") == b"OK\r\n"
+
+
+def test_verbosity_noreply(conn):
+    assert conn.roundtrip(b"verbosity 1 noreply\r\nverbosity 0 noreply\r\n") == b""
+
+
+def test_verbosity_errors(conn):
+    assert conn.roundtrip(b"verbosity\r\n") == b"ERROR\r\n"
+    assert conn.roundtrip(b"verbosity abc\r\n") == b"CLIENT_ERROR bad command line format\r\n"
+    assert conn.roundtrip(b"verbosity abc noreply\r\n") == b""
+    assert conn.roundtrip(b"verbosity 1 2 3\r\n") == b"ERROR\r\n"
+    # A second token that is not noreply is ignored.
+    assert conn.roundtrip(b"verbosity 0 2\r\n") == b"OK\r\n"
+
+
+def test_quit_closes_connection(conn):
+    conn.send(b"quit\r\n")
+    conn.assert_closed()
+
+
+def test_quit_with_extra_token_closes(conn):
+    conn.send(b"quit extra\r\n")
+    conn.assert_closed()
+
+
+def test_quit_answers_pipelined_commands_before_it_only(conn):
+    conn.set(b"a", b"x")
+    conn.send(b"get a\r\nquit\r\nget a\r\n")
+    assert conn.assert_closed(allow_data=True) == value_reply(b"a", b"x") + b"END\r\n"
+
+
+def test_quit_leaves_server_running(server, conn):
+    conn.send(b"quit\r\n")
+    conn.assert_closed()
+    with server.connect() as c2:
+        assert c2.roundtrip(b"get a\r\n") == b"END\r\n"
+
+
+@pytest.mark.parametrize("cmd", [b"shutdown", b"shutdown graceful"])
+def test_shutdown_not_enabled(server, conn, cmd):
+    assert conn.roundtrip(cmd + b"\r\n") == b"ERROR: shutdown not enabled\r\n"
+    assert server.alive()
+
+
+@pytest.mark.fresh
+@pytest.mark.parametrize("cmd", [b"shutdown", b"shutdown graceful"])
+def test_shutdown_with_A_exits(make_server, cmd):
+    srv = make_server("-A")
+    with srv.connect() as c:
+        assert c.stats(b"settings")["shutdown_command"] == "yes"
+        c.send(cmd + b"\r\n")
+        c.assert_closed()
+    srv.proc.wait(timeout=5)
+    assert srv.proc.returncode == 0
+
+
+@pytest.mark.fresh
+@pytest.mark.parametrize("arg", [b"foo", b"graceful now", b"noreply"])
+def test_shutdown_with_A_bad_mode(make_server, arg):
+    srv = make_server("-A")
+    with srv.connect() as c:
+        assert c.roundtrip(b"shutdown " + arg + b"\r\n") == b"CLIENT_ERROR invalid shutdown mode\r\n"
+    assert srv.alive()
+
+
+def test_cache_memlimit(server, conn):
+    try:
+        assert conn.roundtrip(b"cache_memlimit 100\r\n") == b"OK\r\n"
+        assert conn.stats()["limit_maxbytes"] == str(100 * 1024 * 1024)
+        assert conn.roundtrip(b"cache_memlimit 80 noreply\r\n") == b""
+        assert conn.stats()["limit_maxbytes"] == str(80 * 1024 * 1024)
+    finally:
+        assert conn.roundtrip(b"cache_memlimit 64\r\n") == b"OK\r\n"
+    assert conn.stats()["limit_maxbytes"] == str(64 * 1024 * 1024)
+
+
+@pytest.mark.parametrize("arg", [b"0", b"1", b"7"])
+def test_cache_memlimit_too_small(conn, arg):
+    assert conn.roundtrip(b"cache_memlimit " + arg + b"\r\n") == (
+        b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
+    )
+
+
+@pytest.mark.parametrize("line", [b"cache_memlimit", b"cache_memlimit abc", b"cache_memlimit -5"])
+def test_cache_memlimit_errors(conn, line):
+    assert conn.roundtrip(line + b"\r\n") == b"ERROR\r\n"

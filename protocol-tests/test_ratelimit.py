@@ -1,0 +1,240 @@
+"""The ratelimit command family (../shared/spec/ratelimit.md) over TCP: ratecached only."""
+import re
+import socket
+import threading
+import time
+
+import pytest
+from pymemcache.client.base import Client
+
+pytestmark = pytest.mark.ratecached_only
+
+LINE = re.compile(rb"^(ALLOWED|DENIED) (\d+) (\d+) (\d+) (\d+)\r\n$")
+
+
+def decision(reply: bytes):
+    m = LINE.match(reply)
+    assert m, reply
+    return m.group(1).decode(), *(int(x) for x in m.groups()[1:])
+
+
+def test_spec_example(conn):
+    assert conn.request(b"ratelimit api:u42 100 60s 10\r\n") == b"ALLOWED 10 9 0 600\r\n"
+    for _ in range(9):
+        assert conn.request(b"ratelimit api:u42 100 60s 10\r\n").startswith(b"ALLOWED 10 ")
+    assert conn.request(b"ratelimit api:u42 100 60s 10\r\n") == b"DENIED 10 0 600 6000\r\n"
+
+
+def test_pymemcache_raw_command_unchanged(server):
+    c = Client(("127.0.0.1", server.port))
+    try:
+        assert c.raw_command(b"ratelimit rc:1 3 1m") == b"ALLOWED 3 2 0 20000"
+        c.raw_command(b"ratelimit rc:1 3 1m")
+        c.raw_command(b"ratelimit rc:1 3 1m")
+        verdict, limit, remaining, retry, reset = c.raw_command(b"ratelimit rc:1 3 1m").split()
+        assert (verdict, limit, remaining) == (b"DENIED", b"3", b"0")
+        assert int(retry) >= 1 and int(reset) >= int(retry)
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("period,ns_per_token_ms", [(b"1s", 100), (b"1", 100), (b"1000ms", 100), (b"1m", 6000), (b"1h", 360000)])
+def test_period_units(conn, period, ns_per_token_ms):
+    r = conn.request(b"ratelimit u:%s 10 %s\r\n" % (period, period))
+    assert decision(r) == ("ALLOWED", 10, 9, 0, ns_per_token_ms)
+
+
+@pytest.mark.parametrize("alg", [b"gcra", b"fixed", b"sliding"])
+def test_each_algorithm_allows_then_denies(conn, alg):
+    for i in range(3):
+        assert decision(conn.request(b"ratelimit a:%s 3 1h %s\r\n" % (alg, alg)))[:3] == ("ALLOWED", 3, 2 - i)
+    v, limit, remaining, retry, reset = decision(conn.request(b"ratelimit a:%s 3 1h %s\r\n" % (alg, alg)))
+    assert (v, limit, remaining) == ("DENIED", 3, 0)
+    assert retry >= 1
+
+
+def test_peek_answers_like_consume_without_spending(conn):
+    peek = conn.request(b"ratelimit p 5 1m peek\r\n")
+    assert peek.startswith(b"ALLOWED 5 4 0 ")
+    assert conn.request(b"ratelimit p 5 1m peek\r\n") == peek
+    assert conn.request(b"ratelimit p 5 1m\r\n").startswith(b"ALLOWED 5 4 0 ")
+
+
+def test_refund_gives_tokens_back(conn):
+    conn.request(b"ratelimit r 2 1h 2 2\r\n")
+    assert conn.request(b"ratelimit r 2 1h\r\n").startswith(b"DENIED 2 0 ")
+    assert conn.request(b"ratelimit r 2 1h 2 2 refund\r\n").startswith(b"ALLOWED 2 2 0 ")
+    assert conn.request(b"ratelimit r 2 1h\r\n").startswith(b"ALLOWED 2 1 0 ")
+
+
+def test_cost_and_burst(conn):
+    assert conn.request(b"ratelimit c 100 1s 20 15\r\n").startswith(b"ALLOWED 20 5 0 ")
+    assert conn.request(b"ratelimit c 100 1s 20 15\r\n").startswith(b"DENIED 20 5 ")
+
+
+def test_denied_changes_nothing(conn):
+    conn.request(b"ratelimit d 1 1h\r\n")
+    first = decision(conn.request(b"ratelimit d 1 1h\r\n"))
+    second = decision(conn.request(b"ratelimit d 1 1h\r\n"))
+    assert first[0] == second[0] == "DENIED"
+    assert second[3] <= first[3]
+
+
+def test_parameters_may_change_between_calls(conn):
+    assert conn.request(b"ratelimit t 10 1m\r\n").startswith(b"ALLOWED 10 9 ")
+    assert conn.request(b"ratelimit t 100 1m\r\n").startswith(b"ALLOWED 100 89 "), "gcra keeps its debt in time (6 s)"
+    assert conn.request(b"ratelimit t 100 1m 50\r\n").startswith(b"ALLOWED 50 ")
+
+
+@pytest.mark.parametrize(
+    "line,reply",
+    [
+        (b"ratelimit\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ratelimit k\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ratelimit k 5\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ratelimit k x 60\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ratelimit k -1 60\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ratelimit k 5 60w\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ratelimit k 5 60 1 1 1\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ratelimit " + b"k" * 251 + b" 5 60\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ratelimit k 0 60\r\n", b"CLIENT_ERROR invalid limit"),
+        (b"ratelimit k 4294967296 60\r\n", b"CLIENT_ERROR invalid limit"),
+        (b"ratelimit k 5 0\r\n", b"CLIENT_ERROR invalid period"),
+        (b"ratelimit k 5 0ms\r\n", b"CLIENT_ERROR invalid period"),
+        (b"ratelimit k 5 366d\r\n", b"CLIENT_ERROR invalid period"),
+        (b"ratelimit k 5 60 4294967296\r\n", b"CLIENT_ERROR invalid burst"),
+        (b"ratelimit k 5 60 3 fixed\r\n", b"CLIENT_ERROR invalid burst"),
+        (b"ratelimit k 5 60 5 0\r\n", b"CLIENT_ERROR invalid cost"),
+        (b"ratelimit k 5 60 0 6\r\n", b"CLIENT_ERROR cost exceeds burst"),
+        (b"ratelimit k 5 60 bogus\r\n", b"CLIENT_ERROR unknown option"),
+        (b"ratelimit k 5 60 gcra sliding\r\n", b"CLIENT_ERROR unknown option"),
+        (b"ratelimit k 5 60 peek refund\r\n", b"CLIENT_ERROR unknown option"),
+        (b"ratelimit k @nosuch\r\n", b"CLIENT_ERROR unknown policy"),
+        (b"ratelimit_all\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ratelimit_all 0\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ratelimit_all 17\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ratelimit_all 1 refund\r\n", b"CLIENT_ERROR unknown option"),
+    ],
+)
+def test_errors_keep_the_connection_and_data(conn, line, reply):
+    conn.set(b"keep", b"me")
+    assert conn.roundtrip(line) == reply + b"\r\n"
+    assert conn.get(b"keep") == b"me"
+
+
+def test_incompatible_value_is_not_reset(conn):
+    conn.set(b"plain", b"hello")
+    assert conn.request(b"ratelimit plain 5 60\r\n") == b"CLIENT_ERROR key holds incompatible value\r\n"
+    assert conn.get(b"plain") == b"hello"
+    conn.request(b"ratelimit g 5 60\r\n")
+    assert conn.request(b"ratelimit g 5 60 fixed\r\n") == b"CLIENT_ERROR key holds incompatible value\r\n"
+
+
+def test_delete_and_flush_reset_state(conn):
+    conn.request(b"ratelimit z 1 1h\r\n")
+    assert conn.request(b"ratelimit z 1 1h\r\n").startswith(b"DENIED")
+    assert conn.request(b"delete z\r\n") == b"DELETED\r\n"
+    assert conn.request(b"ratelimit z 1 1h\r\n").startswith(b"ALLOWED")
+    assert conn.request(b"flush_all\r\n") == b"OK\r\n"
+    assert conn.request(b"ratelimit z 1 1h\r\n").startswith(b"ALLOWED")
+
+
+def test_get_on_a_limiter_key_returns_opaque_state(conn):
+    conn.request(b"ratelimit s 5 1h\r\n")
+    reply = conn.request(b"get s\r\n", until=b"END\r\n")
+    assert reply.startswith(b"VALUE s 0 10\r\n\x00")
+
+
+def test_noreply_suppresses_replies(conn):
+    assert conn.roundtrip(b"ratelimit n 5 60 noreply\r\nratelimit n 0 60 noreply\r\n") == b""
+    assert conn.request(b"ratelimit n 5 60\r\n").startswith(b"ALLOWED 5 3 ")
+
+
+def test_ratelimit_all_spends_all_or_none(conn):
+    body = b"ratelimit_all 2\r\nu 100 1h\r\nu 2 1m fixed\r\n"
+    r = conn.request(body, until=b"END\r\n").split(b"\r\n")
+    assert r[0].startswith(b"ALLOWED 2 1 0 ") and r[1].startswith(b"ALLOWED 100 99 0 ")
+    assert r[2].startswith(b"ALLOWED 2 1 0 ") and r[3] == b"END"
+    conn.request(body, until=b"END\r\n")
+    r = conn.request(body, until=b"END\r\n").split(b"\r\n")
+    assert r[0].startswith(b"DENIED 2 0 ")
+    # The hourly limit was not spent by the denied set: 98 left, peek shows 97 after a spend.
+    assert conn.request(b"ratelimit u 100 1h peek\r\n").startswith(b"ALLOWED 100 97 ")
+
+
+def test_ratelimit_all_bad_line_consumes_the_set(conn):
+    r = conn.roundtrip(b"ratelimit_all 2\r\na 5 60\r\nb 5 60 bogus\r\n")
+    assert r == b"CLIENT_ERROR unknown option\r\n"
+    assert conn.request(b"ratelimit a 5 60 peek\r\n").startswith(b"ALLOWED 5 4 ")
+
+
+def test_ratelimit_all_split_at_every_byte(server):
+    data = b"ratelimit_all 2\r\nsp 10 1h\r\nsp 3 1m\r\n"
+    for cut in range(1, len(data)):
+        with server.connect() as c:
+            c.send(data[:cut])
+            time.sleep(0.002)
+            c.send(data[cut:])
+            lines = c.recv_until(b"END\r\n").split(b"\r\n")
+            assert lines[0].startswith((b"ALLOWED", b"DENIED")) and lines[3] == b"END"
+
+
+def test_stats_fields(conn):
+    before = conn.stats()
+    conn.request(b"ratelimit st 1 1h\r\n")
+    conn.request(b"ratelimit st 1 1h\r\n")
+    conn.request(b"ratelimit st 0 1h\r\n")
+    after = conn.stats()
+    delta = {k: int(after[k]) - int(before[k]) for k in ("cmd_ratelimit", "ratelimit_allowed", "ratelimit_denied")}
+    assert delta == {"cmd_ratelimit": 2, "ratelimit_allowed": 1, "ratelimit_denied": 1}
+    assert int(after["ratelimit_keys"]) >= 1
+    assert "ratelimit_errors" in after
+
+
+@pytest.mark.parametrize("alg", [b"gcra", b"fixed", b"sliding"])
+def test_64_clients_on_one_key_never_over_admit(server, alg):
+    limit, per_client = 300, 10
+    key = b"hot:" + alg
+    admitted = []
+    lock = threading.Lock()
+
+    def client():
+        with server.connect() as c:
+            batch = b"".join(b"ratelimit %s %d 1h %s\r\n" % (key, limit, alg) for _ in range(per_client))
+            c.send(batch)
+            n = 0
+            for _ in range(per_client):
+                n += c.recv_line().startswith(b"ALLOWED")
+            with lock:
+                admitted.append(n)
+
+    threads = [threading.Thread(target=client) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(admitted) == 64
+    assert sum(admitted) == limit
+
+
+def test_policies_file_and_sighup_reload(make_server, tmp_path):
+    policies = tmp_path / "policies.toml"
+    policies.write_text('[policy.free]\nlimits = [ { limit = 100, period = "1h" }, { limit = 2, period = "1m" } ]\n')
+    srv = make_server("--policies", str(policies))
+    with srv.connect() as c:
+        r = c.request(b"ratelimit u1 @free\r\n", until=b"END\r\n").split(b"\r\n")
+        assert r[0].startswith(b"ALLOWED 2 1 0 ") and r[1].startswith(b"ALLOWED 100 99 ")
+        c.request(b"ratelimit u1 @free\r\n", until=b"END\r\n")
+        assert c.request(b"ratelimit u1 @free\r\n", until=b"END\r\n").startswith(b"DENIED 2 0 ")
+        assert c.request(b"ratelimit u1 @pro\r\n") == b"CLIENT_ERROR unknown policy\r\n"
+        policies.write_text('[policy.pro]\nlimits = [ { limit = 1000, period = "1h", burst = 50 } ]\n')
+        srv.proc.send_signal(1)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            r = c.request(b"ratelimit u2 @pro peek\r\n", until=b"\r\n")
+            if not r.startswith(b"CLIENT_ERROR"):
+                break
+            time.sleep(0.05)
+        assert r.startswith(b"ALLOWED 50 49 ")
+        c.recv_until(b"END\r\n")
+        assert c.request(b"ratelimit u1 @free\r\n") == b"CLIENT_ERROR unknown policy\r\n"
