@@ -80,7 +80,14 @@ impl ServerStats {
 #[derive(Debug, Default)]
 pub struct PrefixStats {
     enabled: AtomicBool,
-    map: Mutex<HashMap<Vec<u8>, [u64; 4]>>,
+    map: Mutex<PrefixTable>,
+}
+
+/// Prefix counters in first-seen order (the order `stats detail dump` lists them).
+#[derive(Debug, Default)]
+struct PrefixTable {
+    index: HashMap<Vec<u8>, usize>,
+    rows: Vec<(Vec<u8>, [u64; 4])>,
 }
 
 /// What a detail record counts.
@@ -110,8 +117,18 @@ impl PrefixStats {
         let Some(pos) = key.iter().position(|&b| b == delimiter) else {
             return;
         };
-        let mut map = self.map.lock();
-        let e = map.entry(key[..pos].to_vec()).or_default();
+        let mut table = self.map.lock();
+        let prefix = &key[..pos];
+        let row = match table.index.get(prefix) {
+            Some(&i) => i,
+            None => {
+                let i = table.rows.len();
+                table.rows.push((prefix.to_vec(), [0; 4]));
+                table.index.insert(prefix.to_vec(), i);
+                i
+            }
+        };
+        let e = &mut table.rows[row].1;
         match op {
             PrefixOp::Get(hit) => {
                 e[0] += 1;
@@ -126,9 +143,9 @@ impl PrefixStats {
 
     /// `stats detail dump` lines, without the final `END`.
     pub fn dump(&self) -> Vec<u8> {
-        let map = self.map.lock();
+        let table = self.map.lock();
         let mut out = Vec::new();
-        for (prefix, c) in map.iter() {
+        for (prefix, c) in &table.rows {
             out.extend_from_slice(b"PREFIX ");
             out.extend_from_slice(prefix);
             out.extend_from_slice(
@@ -139,7 +156,7 @@ impl PrefixStats {
     }
 
     fn clear(&self) {
-        self.map.lock().clear();
+        *self.map.lock() = PrefixTable::default();
     }
 }
 

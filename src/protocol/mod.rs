@@ -2,6 +2,7 @@
 //! into it and encodes replies. Parsing here knows nothing of sockets or of the store.
 
 pub mod limits;
+pub mod meta;
 pub mod text;
 
 /// Longest key memcached accepts.
@@ -174,6 +175,20 @@ pub enum Request<'a> {
         peek: bool,
         /// Suppress the reply.
         noreply: bool,
+    },
+    /// A meta command (`mg ms md ma`); an `ms` is followed by `datalen` value bytes.
+    Meta(meta::MetaRequest<'a>),
+    /// `me <key>`: the debug line of an item.
+    MetaDebug {
+        /// The key (decoded).
+        key: std::borrow::Cow<'a, [u8]>,
+    },
+    /// An error answered after which `len` value bytes are discarded.
+    Swallow {
+        /// The error.
+        reply: Reply,
+        /// Bytes to discard.
+        len: usize,
     },
     /// Close the connection without a reply (HTTP requests, as memcached does).
     Close,

@@ -136,11 +136,10 @@ pub fn parse_command(line: &[u8]) -> Request<'_> {
         return ERROR;
     }
     match cmd {
-        [b'm', c] => match c {
-            b'n' => reply(Reply::Line("MN"), false),
-            // The meta protocol (mg ms md ma me) is not served yet.
-            _ => ERROR,
-        },
+        [b'm', _] => {
+            let toks: Vec<&[u8]> = Keys::new(t.line).collect();
+            super::meta::parse_meta(&toks, n)
+        }
         b"get" | b"gets" | b"bget" => {
             if n < 3 {
                 return ERROR;

@@ -167,6 +167,12 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
             }
         },
         Request::RateLimitAll { .. } => unreachable!("ratelimit_all carries limit lines"),
+        Request::Meta(req) => super::meta::execute(ctx, &req, out),
+        Request::MetaDebug { key } => {
+            let base64 = matches!(key, std::borrow::Cow::Owned(_));
+            super::meta::meta_debug(ctx, &key, base64, out)
+        }
+        Request::Swallow { .. } => unreachable!("the session swallows"),
         Request::Close => return Flow::Close,
     }
     Flow::Continue

@@ -4,6 +4,7 @@
 
 pub mod connection;
 pub mod dispatch;
+pub mod meta;
 pub mod process;
 pub mod session;
 

@@ -5,8 +5,11 @@
 use bytes::{Buf, BytesMut};
 
 use super::dispatch::{self, Flow, PendingStore};
+use super::meta;
 use super::Context;
 use crate::protocol::limits::parse_limit_line;
+use crate::protocol::meta::MetaCmd;
+use crate::protocol::text::write_reply;
 use crate::protocol::text::{may_be_long_multiget, parse_command};
 use crate::protocol::{Request, MAX_LINE_WITHOUT_NEWLINE, MAX_MULTIGET_LINE};
 use crate::ratelimit::Mode;
@@ -91,6 +94,34 @@ impl Session {
                 dispatch::store(ctx, p, key, &rest[..len + 2], out);
                 rbuf.advance(total);
                 continue;
+            }
+            match req {
+                Request::Swallow { reply, len } => {
+                    write_reply(out, reply);
+                    rbuf.advance(nl + 1);
+                    self.swallow = len;
+                    continue;
+                }
+                Request::Meta(ref m) if m.cmd == MetaCmd::Set => {
+                    if !ctx.store.fits(m.key.len(), m.datalen, m.client_flags) {
+                        meta::reject_too_large(ctx, m, out);
+                        self.swallow = m.datalen + 2;
+                        rbuf.advance(nl + 1);
+                        continue;
+                    }
+                    let total = nl + 1 + m.datalen + 2;
+                    if rbuf.len() < total {
+                        self.need = total;
+                        rbuf.reserve(total - rbuf.len());
+                        return Flow::Continue;
+                    }
+                    self.need = 0;
+                    meta::meta_set(ctx, m, &rbuf[nl + 1..total], out);
+                    drop(req);
+                    rbuf.advance(total);
+                    continue;
+                }
+                _ => {}
             }
             if let Request::RateLimitAll {
                 count,

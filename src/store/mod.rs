@@ -3,6 +3,7 @@
 //! wheel per shard that reclaims expired items in the background, and atomic read-modify-write
 //! commands. It knows nothing of sockets or wire formats and reads time only from a [`Clock`].
 
+mod meta;
 mod shard;
 pub mod slab;
 pub mod wheel;
@@ -14,6 +15,7 @@ use parking_lot::Mutex;
 
 use crate::clock::SharedClock;
 use crate::numeric;
+pub use meta::{MetaArith, MetaDelete, MetaItem};
 use shard::{Item, Removal, Shard};
 use slab::SlabClasses;
 
@@ -21,6 +23,8 @@ use slab::SlabClasses;
 pub const REALTIME_MAXDELTA: i64 = 60 * 60 * 24 * 30;
 /// Relative time at the clock's origin (memcached's `current_time` never starts at 0 or 1).
 const TIME_BASE: u32 = 2;
+/// memcached bumps an item's access time at most once per this many seconds.
+const ITEM_UPDATE_INTERVAL: u32 = 60;
 /// Items evicted from other shards for one allocation before answering out of memory.
 const MAX_EVICTION_ROUNDS: usize = 4096;
 
@@ -198,6 +202,15 @@ pub enum StoreMode {
     Prepend,
     /// Store only if the item's cas unique still equals this.
     Cas(u64),
+}
+
+/// Meta-protocol options of a storage command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// `ms I`: a cas older than the item's still stores, marking the value stale.
+    pub invalidate: bool,
+    /// `ms MA|MP C<cas>`: append/prepend only if the item's cas matches.
+    pub compare_cas: Option<u64>,
 }
 
 /// Outcome of a storage command.
@@ -521,6 +534,21 @@ impl Store {
         exptime: i64,
         value: &[u8],
     ) -> StoreOutcome {
+        self.store_ext(mode, key, flags, exptime, value, StoreOptions::default())
+            .0
+    }
+
+    /// [`Store::store`] with the meta protocol's options; also returns the stored item's cas
+    /// unique (0 when nothing was stored or cas is off).
+    pub fn store_ext(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: i64,
+        value: &[u8],
+        opts: StoreOptions,
+    ) -> (StoreOutcome, u64) {
         let now = self.now();
         self.check_flush(now);
         let rel = self.rel_exptime(exptime);
@@ -534,6 +562,7 @@ impl Store {
                 _ => None,
             };
             // Decide first: a command whose condition fails needs no memory.
+            let mut stale = false;
             let verdict = match (mode, existing) {
                 (StoreMode::Add, Some(slot)) => {
                     // memcached promotes the item it refused to overwrite.
@@ -546,6 +575,20 @@ impl Store {
                 (StoreMode::Cas(_), None) => {
                     shard.stats.cas_misses += 1;
                     Some(StoreOutcome::NotFound)
+                }
+                (StoreMode::Cas(unique), Some(slot))
+                    if opts.invalidate && self.use_cas && unique < shard.item(slot).cas =>
+                {
+                    // An older writer may still store, but only as a stale value.
+                    stale = true;
+                    None
+                }
+                (StoreMode::Append | StoreMode::Prepend, Some(slot))
+                    if opts
+                        .compare_cas
+                        .is_some_and(|c| c != self.visible_cas(shard.item(slot).cas)) =>
+                {
+                    Some(StoreOutcome::Exists)
                 }
                 (StoreMode::Cas(unique), Some(slot))
                     if !self.use_cas || shard.item(slot).cas != unique =>
@@ -561,7 +604,7 @@ impl Store {
                 shard.stats.cmd_set += 1;
             }
             if let Some(v) = verdict {
-                return v;
+                return (v, 0);
             }
             // The new item's size, flags and expiry (append/prepend keep the old ones).
             let (vlen, flags, rel) = match (mode, existing) {
@@ -575,7 +618,7 @@ impl Store {
             let Some(class) = self.slabs.class_for(total) else {
                 if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
                     // memcached fails to allocate the combined item: NOT_STORED.
-                    return StoreOutcome::NotStored;
+                    return (StoreOutcome::NotStored, 0);
                 }
                 shard.stats.store_too_large += 1;
                 if mode == StoreMode::Set {
@@ -585,7 +628,7 @@ impl Store {
                         self.mem.release(u64::from(it.charge));
                     }
                 }
-                return StoreOutcome::TooLarge;
+                return (StoreOutcome::TooLarge, 0);
             };
             let charge = self.slabs.charge(total) as u64;
             // Free memory: first in this shard (same class, then any), then, one item at a
@@ -606,7 +649,7 @@ impl Store {
                 let mut shard = lock.lock();
                 shard.class_mut(class).outofmemory += 1;
                 if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
-                    return StoreOutcome::NotStored;
+                    return (StoreOutcome::NotStored, 0);
                 }
                 shard.stats.store_no_memory += 1;
                 if mode == StoreMode::Set {
@@ -615,7 +658,7 @@ impl Store {
                         self.mem.release(u64::from(it.charge));
                     }
                 }
-                return StoreOutcome::NoMemory;
+                return (StoreOutcome::NoMemory, 0);
             }
             let mut item = {
                 let parts: [&[u8]; 2] = match (mode, existing) {
@@ -627,6 +670,8 @@ impl Store {
             };
             item.cas = self.next_cas();
             item.time = now;
+            item.stale = stale;
+            let cas = self.visible_cas(item.cas);
             if let Some(slot) = existing {
                 let old = shard.unlink(slot, Removal::Client, now);
                 self.mem.release(u64::from(old.charge));
@@ -638,7 +683,7 @@ impl Store {
                 cs.cas_hits += 1;
                 shard.stats.cas_hits += 1;
             }
-            return StoreOutcome::Stored;
+            return (StoreOutcome::Stored, cas);
         }
     }
 
@@ -731,13 +776,27 @@ impl Store {
                 return DeltaOutcome::NotFound;
             }
         };
+        match self.apply_delta(&mut shard, slot, incr, delta, now) {
+            Some(v) => DeltaOutcome::Value(v),
+            None => DeltaOutcome::NonNumeric,
+        }
+    }
+
+    /// incr/decr of the item in `slot` under its shard lock; `None` if its value is not a
+    /// number. The new number overwrites the old in place (space padded) when it fits, and
+    /// the item gets a new cas.
+    fn apply_delta(
+        &self,
+        shard: &mut Shard,
+        slot: u32,
+        incr: bool,
+        delta: u64,
+        now: u32,
+    ) -> Option<u64> {
         let it = shard.item(slot);
-        let Some(current) = (!it.value().is_empty())
+        let current = (!it.value().is_empty())
             .then(|| numeric::parse_u64(it.value()))
-            .flatten()
-        else {
-            return DeltaOutcome::NonNumeric;
-        };
+            .flatten()?;
         let new = if incr {
             current.wrapping_add(delta)
         } else {
@@ -754,7 +813,7 @@ impl Store {
             v[digits.len()..].fill(b' ');
             it.cas = cas;
         } else {
-            let total = slab::item_total(key.len(), digits.len(), it.flags, self.use_cas);
+            let total = slab::item_total(it.key().len(), digits.len(), it.flags, self.use_cas);
             let new_class = self.slabs.class_for(total).unwrap_or(class);
             let charge = self.slabs.charge(total);
             let old_charge = u64::from(it.charge);
@@ -774,7 +833,7 @@ impl Store {
             shard.stats.decr_hits += 1;
             shard.class_mut(class).decr_hits += 1;
         }
-        DeltaOutcome::Value(new)
+        Some(new)
     }
 
     /// Sets a new exptime on `key`; true if it was there.

@@ -34,6 +34,10 @@ pub(crate) struct Item {
     pub active: bool,
     /// Holds server-side state (a rate limiter), not a client's value.
     pub internal: bool,
+    /// Marked stale by a meta invalidation (`md I`, `ms I`).
+    pub stale: bool,
+    /// A meta win token (`W`) was handed out for this item.
+    pub token_sent: bool,
     /// Slab bytes this item is charged.
     pub charge: u32,
 }
@@ -69,6 +73,8 @@ impl Item {
             fetched: false,
             active: false,
             internal: false,
+            stale: false,
+            token_sent: false,
             charge: charge as u32,
         }
     }
