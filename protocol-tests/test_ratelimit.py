@@ -238,3 +238,92 @@ def test_policies_file_and_sighup_reload(make_server, tmp_path):
         assert r.startswith(b"ALLOWED 50 49 ")
         c.recv_until(b"END\r\n")
         assert c.request(b"ratelimit u1 @free\r\n") == b"CLIENT_ERROR unknown policy\r\n"
+
+
+# ---- ml: the meta form -------------------------------------------------------------------
+
+
+def test_ml_spec_example_and_fields(conn):
+    assert conn.request(b"ml api:u42 R100 W60s B10 l r a t\r\n") == b"HD l10 r9 a0 t600\r\n"
+    for _ in range(9):
+        conn.request(b"ml api:u42 R100 W60s B10\r\n")
+    assert conn.request(b"ml api:u42 R100 W60s B10 l r a t k O77\r\n") == b"NS l10 r0 a600 t6000 kapi:u42 O77\r\n"
+
+
+def test_ml_quiet_pipeline_returns_only_denials(conn):
+    batch = b"".join(b"ml q:%d R2 W1h q O%d\r\n" % (i % 2, i) for i in range(6)) + b"mn\r\n"
+    reply = conn.request(batch, until=b"MN\r\n")
+    assert reply == b"NS O4\r\nNS O5\r\nMN\r\n"
+
+
+def test_ml_modes_algorithms_and_base64(conn):
+    assert conn.request(b"ml bWw= b R3 W1m AF MP r k\r\n") == b"HD r2 kbWw= b\r\n"
+    assert conn.request(b"ml ml R3 W1m AF r\r\n") == b"HD r2\r\n", "the base64 key is the same subject"
+    assert conn.request(b"ml ml R3 W1m AF MR r\r\n") == b"HD r3\r\n"
+    assert conn.request(b"ml ml R3 W1m AS\r\n") == b"CLIENT_ERROR key holds incompatible value\r\n"
+
+
+@pytest.mark.parametrize(
+    "line,reply",
+    [
+        (b"ml\r\n", b"ERROR"),
+        (b"ml k R5\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ml k W5\r\n", b"CLIENT_ERROR bad command line format"),
+        (b"ml k R5 W1s R5\r\n", b"CLIENT_ERROR duplicate flag"),
+        (b"ml k R5 W1s Z\r\n", b"CLIENT_ERROR invalid flag"),
+        (b"ml k Rx W1s\r\n", b"CLIENT_ERROR bad token in command line format"),
+        (b"ml k R5 W1s O" + b"x" * 40 + b"\r\n", b"CLIENT_ERROR opaque token too long"),
+        (b"ml k R0 W1s\r\n", b"CLIENT_ERROR invalid limit"),
+        (b"ml k R5 W0\r\n", b"CLIENT_ERROR invalid period"),
+        (b"ml k R5 W1s D6\r\n", b"CLIENT_ERROR cost exceeds burst"),
+        (b"ml k R5 W1s AQ\r\n", b"CLIENT_ERROR invalid mode for ml A token"),
+        (b"ml k R5 W1s MQ\r\n", b"CLIENT_ERROR invalid mode for ml M token"),
+    ],
+)
+def test_ml_errors(conn, line, reply):
+    assert conn.roundtrip(line) == reply + b"\r\n"
+
+
+@pytest.mark.parametrize("alg", [b"G", b"F", b"S"])
+def test_ml_64_clients_never_over_admit(server, alg):
+    limit, per_client = 200, 8
+    admitted = []
+    lock = threading.Lock()
+
+    def client():
+        with server.connect() as c:
+            c.send(b"".join(b"ml hotml:%s R%d W1h A%s\r\n" % (alg, limit, alg) for _ in range(per_client)))
+            n = sum(c.recv_line().startswith(b"HD") for _ in range(per_client))
+            with lock:
+                admitted.append(n)
+
+    threads = [threading.Thread(target=client) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(admitted) == 64 and sum(admitted) == limit
+
+
+def test_ratelimit_all_64_clients_never_partial(server):
+    """Two limits on overlapping subjects: every admitted set spent both, no denied set spent any."""
+    admitted = []
+    lock = threading.Lock()
+    body = b"ratelimit_all 2\r\nsetA 100 1h\r\nsetB 150 1h\r\n"
+
+    def client():
+        with server.connect() as c:
+            n = 0
+            for _ in range(4):
+                n += c.request(body, until=b"END\r\n").startswith(b"ALLOWED")
+            with lock:
+                admitted.append(n)
+
+    threads = [threading.Thread(target=client) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sum(admitted) == 100
+    with server.connect() as c:
+        assert c.request(b"ratelimit setB 150 1h peek\r\n").startswith(b"ALLOWED 150 49 ")

@@ -356,3 +356,263 @@ mod tests {
         assert_eq!(&out[..], b"DENIED 10 0 600 6000\r\n");
     }
 }
+
+/// A parsed `ml` (meta rate limit) command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaLimit<'a> {
+    /// The subject (base64-decoded with `b`).
+    pub key: std::borrow::Cow<'a, [u8]>,
+    /// Algorithm (`A`).
+    pub algorithm: Algorithm,
+    /// Parameters (`R W B D`).
+    pub params: Params,
+    /// Mode (`M`).
+    pub mode: Mode,
+    /// Flag tokens in request order (their echo order).
+    pub tokens: Vec<&'a [u8]>,
+    /// `b`: the key is base64.
+    pub base64: bool,
+    /// `q`: suppress `HD`.
+    pub quiet: bool,
+}
+
+/// Parses `ml <key> R<limit> W<period> [B<burst>] [D<cost>] [A<G|F|S>] [M<C|P|R>] [b] [k]
+/// [O<opaque>] [q] [l] [r] [a] [t]` (`toks` after the command). Errors use memcached's meta
+/// parser strings.
+pub fn parse_meta_limit<'a>(toks: &[&'a [u8]]) -> Request<'a> {
+    let fail = |r: &'static str| Request::Reply {
+        reply: Reply::ClientError(r),
+        noreply: false,
+    };
+    let Some((&key, flags)) = toks.split_first() else {
+        return Request::Reply {
+            reply: Reply::Error,
+            noreply: false,
+        };
+    };
+    if key.len() > KEY_MAX_LENGTH {
+        return fail("bad command line format");
+    }
+    if flags.len() + 3 > 20 {
+        return fail("options flags are too long");
+    }
+    let mut seen = [false; 128];
+    let (mut limit, mut period, mut burst, mut cost) = (None, None, 0u64, 1u64);
+    let mut algorithm = Algorithm::Gcra;
+    let mut mode = Mode::Consume;
+    let (mut base64, mut quiet) = (false, false);
+    for tok in flags {
+        let o = tok[0];
+        if o >= 127 || seen[o as usize] {
+            return fail("duplicate flag");
+        }
+        seen[o as usize] = true;
+        let arg = &tok[1..];
+        let n = || number(arg).map_err(|_| "bad token in command line format");
+        match o {
+            b'R' => match n() {
+                Ok(v) => limit = Some(v),
+                Err(e) => return fail(e),
+            },
+            b'W' => match parse_period(arg) {
+                Ok(ns) => period = Some(Ok(ns)),
+                Err(PeriodError::OutOfRange) => period = Some(Err(())),
+                Err(PeriodError::Syntax) => return fail("bad token in command line format"),
+            },
+            b'B' => match n() {
+                Ok(v) => burst = v,
+                Err(e) => return fail(e),
+            },
+            b'D' => match n() {
+                Ok(v) => cost = v,
+                Err(e) => return fail(e),
+            },
+            b'A' => {
+                algorithm = match arg {
+                    b"G" => Algorithm::Gcra,
+                    b"F" => Algorithm::Fixed,
+                    b"S" => Algorithm::Sliding,
+                    _ => return fail("invalid mode for ml A token"),
+                }
+            }
+            b'M' => {
+                mode = match arg {
+                    b"C" => Mode::Consume,
+                    b"P" => Mode::Peek,
+                    b"R" => Mode::Refund,
+                    _ => return fail("invalid mode for ml M token"),
+                }
+            }
+            b'O' if tok.len() > 32 => return fail("opaque token too long"),
+            b'b' => base64 = true,
+            b'q' => quiet = true,
+            b'k' | b'O' | b'l' | b'r' | b'a' | b't' => {}
+            _ => return fail("invalid flag"),
+        }
+    }
+    let key: std::borrow::Cow<'a, [u8]> = if base64 {
+        use base64::Engine as _;
+        match base64::engine::general_purpose::STANDARD.decode(key) {
+            Ok(k) if !k.is_empty() && k.len() <= KEY_MAX_LENGTH => std::borrow::Cow::Owned(k),
+            _ => return fail("error decoding key"),
+        }
+    } else {
+        std::borrow::Cow::Borrowed(key)
+    };
+    let (Some(limit), Some(period)) = (limit, period) else {
+        return fail("bad command line format");
+    };
+    let Ok(period_ns) = period else {
+        return fail("invalid period");
+    };
+    let params = (|| {
+        Ok::<_, Reply>(Params {
+            limit: in_u32(limit, 1, "invalid limit")?,
+            period_ns,
+            burst: in_u32(burst, 0, "invalid burst")?,
+            cost: in_u32(cost, 1, "invalid cost")?,
+        })
+    })();
+    let params = match params.and_then(|p| {
+        p.validate(algorithm)
+            .map(|()| p)
+            .map_err(|e| Reply::ClientError(e.message()))
+    }) {
+        Ok(p) => p,
+        Err(reply) => {
+            return Request::Reply {
+                reply,
+                noreply: false,
+            }
+        }
+    };
+    Request::MetaLimit(MetaLimit {
+        key,
+        algorithm,
+        params,
+        mode,
+        tokens: flags.to_vec(),
+        base64,
+        quiet,
+    })
+}
+
+/// Appends an `ml` reply: `HD`/`NS`, then the requested fields in request order.
+pub fn write_meta_decision(out: &mut BytesMut, req: &MetaLimit<'_>, d: &Decision) {
+    let mut n = itoa::Buffer::new();
+    out.put_slice(if d.allowed { b"HD" } else { b"NS" });
+    for tok in &req.tokens {
+        let (flag, v) = match tok[0] {
+            b'l' => (b'l', d.limit),
+            b'r' => (b'r', d.remaining),
+            b'a' => (b'a', d.retry_after_ms()),
+            b't' => (b't', d.reset_after_ms()),
+            b'O' => {
+                out.put_u8(b' ');
+                out.put_slice(tok);
+                continue;
+            }
+            b'k' => {
+                super::meta::put_key(out, &req.key, req.base64);
+                continue;
+            }
+            _ => continue,
+        };
+        out.put_u8(b' ');
+        out.put_u8(flag);
+        out.put_slice(n.format(v).as_bytes());
+    }
+    out.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod meta_tests {
+    use super::*;
+
+    fn parse(line: &str) -> Request<'_> {
+        let toks: Vec<&[u8]> = line
+            .split(' ')
+            .filter(|t| !t.is_empty())
+            .map(str::as_bytes)
+            .collect();
+        parse_meta_limit(&toks)
+    }
+
+    fn error(line: &str) -> Reply {
+        match parse(line) {
+            Request::Reply { reply, .. } => reply,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_and_encodes() {
+        let Request::MetaLimit(m) = parse("api:u42 R100 W60s B10 l r a t k O7") else {
+            panic!()
+        };
+        assert_eq!(
+            m.params,
+            Params {
+                limit: 100,
+                period_ns: 60_000_000_000,
+                burst: 10,
+                cost: 1
+            }
+        );
+        let d = Decision {
+            allowed: true,
+            limit: 10,
+            remaining: 9,
+            retry_after_ns: 0,
+            reset_after_ns: 600_000_000,
+        };
+        let mut out = BytesMut::new();
+        write_meta_decision(&mut out, &m, &d);
+        assert_eq!(&out[..], b"HD l10 r9 a0 t600 kapi:u42 O7\r\n");
+        let Request::MetaLimit(m) = parse("YWJj R5 W1m AF MP b k q") else {
+            panic!()
+        };
+        assert_eq!(
+            (&m.key[..], m.algorithm, m.mode, m.quiet),
+            (&b"abc"[..], Algorithm::Fixed, Mode::Peek, true)
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(error(""), Reply::Error);
+        assert_eq!(error("k R5"), Reply::ClientError("bad command line format"));
+        assert_eq!(error("k R5 W1s R6"), Reply::ClientError("duplicate flag"));
+        assert_eq!(error("k R5 W1s Z"), Reply::ClientError("invalid flag"));
+        assert_eq!(
+            error("k Rx W1s"),
+            Reply::ClientError("bad token in command line format")
+        );
+        assert_eq!(
+            error("k R5 W1y"),
+            Reply::ClientError("bad token in command line format")
+        );
+        assert_eq!(error("k R5 W0"), Reply::ClientError("invalid period"));
+        assert_eq!(error("k R0 W1s"), Reply::ClientError("invalid limit"));
+        assert_eq!(
+            error("k R5 W1s D6"),
+            Reply::ClientError("cost exceeds burst")
+        );
+        assert_eq!(
+            error("k R5 W1s AX"),
+            Reply::ClientError("invalid mode for ml A token")
+        );
+        assert_eq!(
+            error("k R5 W1s MX"),
+            Reply::ClientError("invalid mode for ml M token")
+        );
+        assert_eq!(
+            error(&format!("k R5 W1s O{}", "x".repeat(40))),
+            Reply::ClientError("opaque token too long")
+        );
+        assert_eq!(
+            error("! R5 W1s b"),
+            Reply::ClientError("error decoding key")
+        );
+    }
+}

@@ -178,6 +178,8 @@ pub enum Request<'a> {
     },
     /// A meta command (`mg ms md ma`); an `ms` is followed by `datalen` value bytes.
     Meta(meta::MetaRequest<'a>),
+    /// `ml <key> R.. W.. ...`: the meta form of `ratelimit`.
+    MetaLimit(limits::MetaLimit<'a>),
     /// `me <key>`: the debug line of an item.
     MetaDebug {
         /// The key (decoded).

@@ -136,6 +136,10 @@ pub fn parse_command(line: &[u8]) -> Request<'_> {
         return ERROR;
     }
     match cmd {
+        b"ml" => {
+            let toks: Vec<&[u8]> = Keys::new(t.from(1)).collect();
+            super::limits::parse_meta_limit(&toks)
+        }
         [b'm', _] => {
             let toks: Vec<&[u8]> = Keys::new(t.line).collect();
             super::meta::parse_meta(&toks, n)

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::{BufMut, BytesMut};
 
 use super::Context;
-use crate::protocol::limits::{write_decision, Target};
+use crate::protocol::limits::{write_decision, write_meta_decision, MetaLimit, Target};
 use crate::protocol::text::{write_number, write_reply, write_stat, write_value};
 use crate::protocol::{Reply, Request, StatsKind, StoreKind};
 use crate::ratelimit::{apply, ApplyError, Limit, Mode};
@@ -168,6 +168,7 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
         },
         Request::RateLimitAll { .. } => unreachable!("ratelimit_all carries limit lines"),
         Request::Meta(req) => super::meta::execute(ctx, &req, out),
+        Request::MetaLimit(req) => meta_limit(ctx, &req, out),
         Request::MetaDebug { key } => {
             let base64 = matches!(key, std::borrow::Cow::Owned(_));
             super::meta::meta_debug(ctx, &key, base64, out)
@@ -176,6 +177,40 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
         Request::Close => return Flow::Close,
     }
     Flow::Continue
+}
+
+/// `ml`: one limit, answered in the meta format (`q` hides `HD`).
+fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
+    ServerStats::add(&ctx.stats.cmd_meta, 1);
+    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
+    let limit = Limit {
+        key: &req.key,
+        algorithm: req.algorithm,
+        params: req.params,
+    };
+    match apply(&ctx.store, &[limit], req.mode) {
+        Ok(v) => {
+            let counter = if v.overall.allowed {
+                &ctx.stats.ratelimit_allowed
+            } else {
+                &ctx.stats.ratelimit_denied
+            };
+            ServerStats::add(counter, 1);
+            if !(req.quiet && v.overall.allowed) {
+                write_meta_decision(out, req, &v.overall);
+            }
+        }
+        Err(e) => {
+            ServerStats::add(&ctx.stats.ratelimit_errors, 1);
+            write_reply(
+                out,
+                match e {
+                    ApplyError::Incompatible => Reply::ClientError("key holds incompatible value"),
+                    ApplyError::NoMemory => Reply::ServerError("out of memory storing object"),
+                },
+            );
+        }
+    }
 }
 
 /// Counts and answers a rate-limit request that failed before a decision.
