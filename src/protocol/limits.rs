@@ -118,7 +118,7 @@ fn set_mode(mode: &mut Option<Mode>, m: Mode) -> Result<bool, Reply> {
 
 /// Parses the tokens after `ratelimit` (the last `noreply`, if any, already removed).
 pub fn parse_ratelimit<'a>(toks: &[&'a [u8]], noreply: bool) -> Request<'a> {
-    let fail = |reply| Request::Reply { reply, noreply };
+    let fail = |reply| Request::LimitError { reply, noreply };
     let mut mode = None;
     let target = if toks.len() >= 2 && toks[1].first() == Some(&b'@') {
         let key = toks[0];
@@ -178,7 +178,7 @@ pub fn parse_ratelimit<'a>(toks: &[&'a [u8]], noreply: bool) -> Request<'a> {
 
 /// Parses the header tokens after `ratelimit_all` (the last `noreply` already removed).
 pub fn parse_ratelimit_all<'a>(toks: &[&'a [u8]], noreply: bool) -> Request<'a> {
-    let fail = |reply| Request::Reply { reply, noreply };
+    let fail = |reply| Request::LimitError { reply, noreply };
     let Some((&n, rest)) = toks.split_first() else {
         return fail(BAD_FORMAT);
     };
@@ -236,7 +236,7 @@ mod tests {
 
     fn err(s: &str) -> Reply {
         match parse_ratelimit(&toks(s), false) {
-            Request::Reply { reply, .. } => reply,
+            Request::LimitError { reply, .. } => reply,
             other => panic!("{s}: {other:?}"),
         }
     }
@@ -332,11 +332,11 @@ mod tests {
         );
         assert!(matches!(
             parse_ratelimit_all(&toks("17"), false),
-            Request::Reply { .. }
+            Request::LimitError { .. }
         ));
         assert!(matches!(
             parse_ratelimit_all(&toks("2 refund"), false),
-            Request::Reply { .. }
+            Request::LimitError { .. }
         ));
         assert_eq!(parse_limit_line(b"k 10 1m").unwrap().params.limit, 10);
         assert_eq!(parse_limit_line(b"k 10 1m peek"), Err(UNKNOWN_OPTION));
@@ -380,12 +380,12 @@ pub struct MetaLimit<'a> {
 /// [O<opaque>] [q] [l] [r] [a] [t]` (`toks` after the command). Errors use memcached's meta
 /// parser strings.
 pub fn parse_meta_limit<'a>(toks: &[&'a [u8]]) -> Request<'a> {
-    let fail = |r: &'static str| Request::Reply {
+    let fail = |r: &'static str| Request::LimitError {
         reply: Reply::ClientError(r),
         noreply: false,
     };
     let Some((&key, flags)) = toks.split_first() else {
-        return Request::Reply {
+        return Request::LimitError {
             reply: Reply::Error,
             noreply: false,
         };
@@ -480,7 +480,7 @@ pub fn parse_meta_limit<'a>(toks: &[&'a [u8]]) -> Request<'a> {
     }) {
         Ok(p) => p,
         Err(reply) => {
-            return Request::Reply {
+            return Request::LimitError {
                 reply,
                 noreply: false,
             }
@@ -540,7 +540,7 @@ mod meta_tests {
 
     fn error(line: &str) -> Reply {
         match parse(line) {
-            Request::Reply { reply, .. } => reply,
+            Request::LimitError { reply, .. } => reply,
             other => panic!("{line}: {other:?}"),
         }
     }

@@ -178,6 +178,13 @@ pub enum Request<'a> {
     },
     /// A meta command (`mg ms md ma`); an `ms` is followed by `datalen` value bytes.
     Meta(meta::MetaRequest<'a>),
+    /// A rate-limit command refused before a decision (counted in `ratelimit_errors`).
+    LimitError {
+        /// What to answer.
+        reply: Reply,
+        /// Suppress it.
+        noreply: bool,
+    },
     /// `ml <key> R.. W.. ...`: the meta form of `ratelimit`.
     MetaLimit(limits::MetaLimit<'a>),
     /// `me <key>`: the debug line of an item.

@@ -169,6 +169,7 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
         Request::RateLimitAll { .. } => unreachable!("ratelimit_all carries limit lines"),
         Request::Meta(req) => super::meta::execute(ctx, &req, out),
         Request::MetaLimit(req) => meta_limit(ctx, &req, out),
+        Request::LimitError { reply: r, noreply } => ratelimit_error(ctx, r, noreply, out),
         Request::MetaDebug { key } => {
             let base64 = matches!(key, std::borrow::Cow::Owned(_));
             super::meta::meta_debug(ctx, &key, base64, out)
