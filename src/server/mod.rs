@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod meta;
 pub mod process;
 pub mod session;
+pub mod udp;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -209,6 +210,17 @@ pub async fn run(config: Config) -> std::io::Result<()> {
                     ctx.clone(),
                     limit.clone(),
                 )));
+            }
+        }
+    }
+    if ctx.config.udp_port != 0 && ctx.config.unix_socket.is_none() {
+        for entry in &ctx.config.listen {
+            let (host, _) = crate::config::split_listen_addr(entry);
+            let host = if host == "*" { "0.0.0.0" } else { host };
+            for addr in tokio::net::lookup_host((host, ctx.config.udp_port)).await? {
+                let socket = tokio::net::UdpSocket::bind(addr).await?;
+                tracing::info!("listening on udp {addr}");
+                tasks.push(tokio::spawn(udp::serve_udp(socket, ctx.clone())));
             }
         }
     }
