@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     match runtime.block_on(ratecache::server::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("failed to listen: {e}");
+            eprintln!("ratecached: {e}");
             ExitCode::from(71)
         }
     }

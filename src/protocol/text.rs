@@ -482,6 +482,22 @@ fn parse_lru_crawler<'a>(t: &Tokens<'a>) -> Request<'a> {
     }
 }
 
+/// ASCII authentication (`-Y`): the value length of a `set <k> <f> <e> <n>` line (the `\r`
+/// left in, as memcached does), or `None` for anything else.
+pub fn auth_set_length(line: &[u8]) -> Option<u32> {
+    let t = Tokens::new(line);
+    if t.ntokens() < 6 || t.get(0) != b"set" {
+        return None;
+    }
+    parse_u32_truncating(t.get(4))
+}
+
+/// ASCII authentication (`-Y`): `user pass` from the value of the authenticating `set`.
+pub fn split_auth_token(payload: &[u8]) -> Option<(&[u8], &[u8])> {
+    let t = Tokens::new(payload);
+    (t.ntokens() >= 3).then(|| (t.get(0), t.get(1)))
+}
+
 /// True if a line that has no `\n` yet may keep growing past the normal limit: memcached
 /// allows that only for `get`/`gets` multi-gets (after at most 100 leading spaces).
 pub fn may_be_long_multiget(buf: &[u8]) -> bool {

@@ -2,6 +2,7 @@
 //! read/write loops, background housekeeping, and shutdown. It moves bytes and owns
 //! connections; requests are framed by [`session`] and executed by [`dispatch`].
 
+pub mod auth;
 pub mod connection;
 pub mod dispatch;
 pub mod meta;
@@ -38,6 +39,8 @@ pub struct Context {
     pub started: Instant,
     /// Named rate-limit policies (replaced whole on reload).
     pub policies: RwLock<Arc<Policies>>,
+    /// Users of ASCII authentication (`-Y`); `None` when off.
+    pub auth: Option<auth::AuthFile>,
     /// Signalled once to stop the server.
     pub shutdown: Notify,
     stopping: AtomicBool,
@@ -54,6 +57,7 @@ impl Context {
             conns: ConnRegistry::default(),
             started: Instant::now(),
             policies: RwLock::new(Arc::new(Policies::default())),
+            auth: None,
             shutdown: Notify::new(),
             stopping: AtomicBool::new(false),
         }
@@ -169,7 +173,13 @@ impl ConnRegistry {
 
 /// Runs the server until `shutdown` (or SIGINT/SIGTERM). Returns after the listeners close.
 pub async fn run(config: Config) -> std::io::Result<()> {
-    let ctx = Arc::new(Context::new(config, Arc::new(SystemClock::new())));
+    let auth = match &config.auth_file {
+        Some(path) => Some(auth::AuthFile::load(path).map_err(std::io::Error::other)?),
+        None => None,
+    };
+    let mut ctx = Context::new(config, Arc::new(SystemClock::new()));
+    ctx.auth = auth;
+    let ctx = Arc::new(ctx);
     ctx.reload_policies().map_err(std::io::Error::other)?;
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
     let mut tasks = Vec::new();

@@ -21,6 +21,8 @@ pub struct Session {
     swallow: usize,
     /// Bytes the buffer must hold before the pending storage command can run.
     need: usize,
+    /// ASCII authentication progress (`-Y`).
+    auth: super::auth::AuthState,
 }
 
 impl Session {
@@ -31,6 +33,14 @@ impl Session {
 
     /// Runs every complete request in `rbuf`, consuming it and appending replies to `out`.
     pub fn process(&mut self, ctx: &Context, rbuf: &mut BytesMut, out: &mut BytesMut) -> Flow {
+        if let Some(file) = &ctx.auth {
+            if !self.auth.done {
+                let flow = self.auth.process(ctx, file, rbuf, out);
+                if !self.auth.done {
+                    return flow;
+                }
+            }
+        }
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(rbuf.len());
