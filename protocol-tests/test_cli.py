@@ -1,0 +1,110 @@
+"""The command line: memcached's flags, refusals with its messages, -h/-V, -s, -d/-P, -A."""
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from helpers import free_port
+
+ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
+
+
+def run(binary, *args, timeout=5):
+    return subprocess.run([binary, *ROOT_ARGS, "-U", "0", *args], capture_output=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-c", "0"], b"Maximum connections must be greater than 0"),
+        (["-t", "0"], b"Number of threads must be greater than 0"),
+        (["-I", "1000"], b"Item max size cannot be less than 1024 bytes."),
+        (["-I", "256m"], b"Cannot set item size limit higher than 1/2 of memory max."),
+        (["-B", "http"], b"Invalid value for binding protocol: http"),
+        (["-f", "0.5"], b"Factor must be greater than 1"),
+        (["-R", "0"], b"Number of requests per event must be greater than 0"),
+        (["-n", "0"], b"Chunk size must be greater than 0"),
+        (["--bogus"], b"unrecognized option '--bogus'"),
+        (["-x"], b"invalid option -- 'x'"),
+        (["-l", "fooble"], b"failed to listen on one of interface(s) fooble"),
+    ],
+)
+def test_bad_flags_stop_with_memcached_reason(binary, args, message):
+    r = run(binary, "-p", str(free_port()), *args)
+    assert r.returncode != 0
+    assert message in r.stderr + r.stdout
+
+
+def test_help_and_version_exit_zero(binary, target):
+    h = run(binary, "-h")
+    assert h.returncode == 0
+    assert b"-p, --port=<num>" in h.stdout and b"-m, --memory-limit=<num>" in h.stdout
+    v = run(binary, "-V")
+    assert v.returncode == 0
+    assert b"1.6.18" in v.stdout
+
+
+def test_unix_socket_serves(make_server, tmp_path, target):
+    path = tmp_path / "mc.sock"
+    proc = subprocess.Popen([pytest_binary(target), *ROOT_ARGS, "-s", str(path), "-a", "700"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert oct(path.stat().st_mode & 0o777) == "0o700"
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(str(path))
+        s.sendall(b"set u 0 0 2\r\nok\r\nget u\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            data += s.recv(4096)
+        assert data == b"STORED\r\nVALUE u 0 2\r\nok\r\nEND\r\n"
+        s.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_daemonize_writes_pid_file(binary, tmp_path):
+    pidfile = tmp_path / "mc.pid"
+    port = free_port()
+    r = run(binary, "-d", "-P", str(pidfile), "-p", str(port), "-l", "127.0.0.1")
+    assert r.returncode == 0
+    deadline = time.monotonic() + 10
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(pidfile.read_text().strip())
+    try:
+        while True:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "the daemon never listened"
+                time.sleep(0.05)
+        with s:
+            s.sendall(b"version\r\n")
+            assert s.recv(100).startswith(b"VERSION ")
+    finally:
+        os.kill(pid, 15)
+
+
+def test_shutdown_with_A_stops_the_server(make_server):
+    srv = make_server("-A")
+    with srv.connect() as c:
+        c.send(b"shutdown\r\n")
+        c.assert_closed()
+    deadline = time.monotonic() + 10
+    while srv.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not srv.alive()
+
+
+def pytest_binary(target):
+    from conftest import binary_for
+
+    return binary_for(target)
