@@ -7,7 +7,7 @@
 #   4. cargo build --release
 #   5. differential protocol tests (pytest) against memcached and ratecached
 #   5b. the HTTP example in docs/examples against ratecached
-#   6. memccapable -a (ascii conformance) against target/release/ratecached
+#   6. memccapable (ascii and binary conformance) against target/release/ratecached
 #
 # Environment:
 #   PROTOCOL_TARGETS   comma list for step 5 (default: memcached,ratecached)
@@ -135,13 +135,14 @@ memccapable_run() {
     fi
 
     local rc=0 died=0
-    timeout 120 memccapable -a -t 5 -h 127.0.0.1 -p "$port" >"$LOG_DIR/memccapable.log" 2>&1 || rc=$?
+    timeout 120 memccapable -t 5 -h 127.0.0.1 -p "$port" >"$LOG_DIR/memccapable.log" 2>&1 || rc=$?
     # memccapable prints test names on stdout and [pass]/[FAIL] on stderr.
     cat "$LOG_DIR/memccapable.log"
-    local passes fails
+    local passes fails tests
     passes=$(grep -o '\[pass\]' "$LOG_DIR/memccapable.log" | wc -l)
+    tests=$(grep -cE '^(ascii|binary) ' "$LOG_DIR/memccapable.log" || true)
     fails=$(grep -ciE '\[fail\]|tests? failed' "$LOG_DIR/memccapable.log" || true)
-    MEMCCAPABLE_LINE="$passes pass, $fails fail lines, exit $rc"
+    MEMCCAPABLE_LINE="$passes of $tests pass, $fails fail lines, exit $rc"
 
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
         echo "ratecached died during memccapable; its log:" >&2
@@ -153,11 +154,12 @@ memccapable_run() {
     SERVER_PID=""
 
     if [ "$rc" -ne 0 ] || [ "$died" -ne 0 ] || [ "$fails" -ne 0 ] || [ "$passes" -eq 0 ] \
+        || [ "$passes" -ne "$tests" ] || ! grep -q '^binary ' "$LOG_DIR/memccapable.log" \
         || ! grep -q 'All tests passed' "$LOG_DIR/memccapable.log"; then
         echo "memccapable: FAILED ($MEMCCAPABLE_LINE)" >&2
         return 1
     fi
-    echo "memccapable: all $passes ascii tests passed"
+    echo "memccapable: all $passes ascii and binary tests passed"
 }
 
 PYTEST_LINE=""

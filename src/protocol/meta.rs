@@ -16,6 +16,58 @@ const MAX_OPT_TOKENS: usize = 20;
 /// Longest opaque token (`O` included).
 const MAX_OPAQUE_LENGTH: usize = 32;
 
+/// True for an `O` token longer than memcached accepts ("opaque token too long"). `mg` and
+/// `ma` find it only while answering, after their effects; `ms` and `md` before any.
+pub fn opaque_too_long(tok: &[u8]) -> bool {
+    tok[0] == b'O' && tok.len() > MAX_OPAQUE_LENGTH
+}
+
+/// memcached's base64 decoder for `b` keys: bytes outside the alphabet are skipped, `=` is a
+/// zero digit that marks padding, and decoding ends with the first block holding padding.
+/// `None` where memcached fails (no digits, digits not a multiple of four, bad padding).
+pub fn decode_key(src: &[u8]) -> Option<Vec<u8>> {
+    fn digit(b: u8) -> Option<u8> {
+        match b {
+            b'A'..=b'Z' => Some(b - b'A'),
+            b'a'..=b'z' => Some(b - b'a' + 26),
+            b'0'..=b'9' => Some(b - b'0' + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            b'=' => Some(0),
+            _ => None,
+        }
+    }
+    let count = src.iter().filter(|&&b| digit(b).is_some()).count();
+    if count == 0 || count % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(count / 4 * 3);
+    let (mut block, mut n, mut pad) = ([0u8; 4], 0, 0);
+    for &b in src {
+        let Some(d) = digit(b) else { continue };
+        pad += usize::from(b == b'=');
+        block[n] = d;
+        n += 1;
+        if n < 4 {
+            continue;
+        }
+        n = 0;
+        out.extend_from_slice(&[
+            block[0] << 2 | block[1] >> 4,
+            block[1] << 4 | block[2] >> 2,
+            block[2] << 6 | block[3],
+        ]);
+        if pad > 0 {
+            if pad > 2 {
+                return None;
+            }
+            out.truncate(out.len() - pad);
+            break;
+        }
+    }
+    Some(out)
+}
+
 /// Which meta command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaCmd {
@@ -86,9 +138,9 @@ fn preparse(req: &mut MetaRequest<'_>) -> Result<(), &'static str> {
         let arg = &tok[1..];
         match o {
             b'b' => {
-                match STANDARD.decode(&req.key[..]) {
-                    Ok(k) if !k.is_empty() => req.key = Cow::Owned(k),
-                    _ => error = Some("error decoding key"),
+                match decode_key(&req.key) {
+                    Some(k) => req.key = Cow::Owned(k),
+                    None => error = Some("error decoding key"),
                 }
                 req.base64 = true;
             }
@@ -104,9 +156,12 @@ fn preparse(req: &mut MetaRequest<'_>) -> Result<(), &'static str> {
             b'v' => req.value = true,
             b'u' => req.no_update = true,
             b'q' => req.quiet = true,
+            // memcached flags a bad F without a message of its own: an earlier one stays.
             b'F' => match parse_u32_truncating(arg) {
                 Some(v) => req.client_flags = v,
-                None => error = Some("bad command line format"),
+                None => {
+                    error.get_or_insert("bad command line format");
+                }
             },
             b'C' => match parse_u64(arg) {
                 Some(v) => req.cas = Some(v),
@@ -132,12 +187,6 @@ fn preparse(req: &mut MetaRequest<'_>) -> Result<(), &'static str> {
         }
     }
     error.map_or(Ok(()), Err)
-}
-
-fn opaque_too_long(tokens: &[&[u8]]) -> bool {
-    tokens
-        .iter()
-        .any(|t| t[0] == b'O' && t.len() > MAX_OPAQUE_LENGTH)
 }
 
 /// Parses a meta command. `toks` are all tokens of the line (command first); `ntokens` is
@@ -221,9 +270,8 @@ pub fn parse_meta<'a>(toks: &[&'a [u8]], ntokens: usize) -> Request<'a> {
         };
         return meta_error(cmd, req.datalen, err(e));
     }
-    if opaque_too_long(&req.tokens) {
-        return meta_error(cmd, req.datalen, err("opaque token too long"));
-    }
+    // memcached's order: flags, then (md) opaque, then the mode; `ms` finds a long opaque
+    // before its mode but reports the mode first.
     match (cmd, req.mode) {
         (MetaCmd::Set, Some(m)) if !b"EAPRS".contains(&m) => {
             return meta_error(cmd, req.datalen, err("invalid mode for ms M token"));
@@ -232,6 +280,11 @@ pub fn parse_meta<'a>(toks: &[&'a [u8]], ntokens: usize) -> Request<'a> {
             return meta_error(cmd, req.datalen, err("invalid mode for ma M token"));
         }
         _ => {}
+    }
+    if matches!(cmd, MetaCmd::Set | MetaCmd::Delete)
+        && req.tokens.iter().any(|t| opaque_too_long(t))
+    {
+        return meta_error(cmd, req.datalen, err("opaque token too long"));
     }
     Request::Meta(req)
 }
@@ -261,9 +314,9 @@ fn parse_me<'a>(toks: &[&'a [u8]], ntokens: usize) -> Request<'a> {
     }
     let mut key = Cow::Borrowed(toks[1]);
     if ntokens >= 4 && toks[2] == b"b" {
-        match STANDARD.decode(toks[1]) {
-            Ok(k) if !k.is_empty() => key = Cow::Owned(k),
-            _ => return bad,
+        match decode_key(toks[1]) {
+            Some(k) => key = Cow::Owned(k),
+            None => return bad,
         }
     }
     Request::MetaDebug { key }
@@ -347,9 +400,33 @@ mod tests {
         assert_eq!(error("mg foo !"), err("invalid flag"));
         assert_eq!(error("mg foo E5"), err("invalid flag"));
         assert_eq!(error("mg ! b"), err("error decoding key"));
+        // mg and ma find a long opaque while answering; md and ms before running.
+        let long = "x".repeat(40);
+        assert!(matches!(
+            parse(&format!("mg foo O{long}")),
+            Request::Meta(_)
+        ));
+        assert!(matches!(
+            parse(&format!("ma foo O{long}")),
+            Request::Meta(_)
+        ));
         assert_eq!(
-            error(&format!("mg foo O{}", "x".repeat(40))),
+            error(&format!("md foo O{long}")),
             err("opaque token too long")
+        );
+        assert!(matches!(
+            parse(&format!("ms foo 3 O{long}")),
+            Request::Swallow { len: 5, .. }
+        ));
+        // ms reports a bad mode before a long opaque.
+        assert_eq!(
+            error(&format!("ms foo 3 O{long} MX")),
+            err("invalid mode for ms M token")
+        );
+        // A bad F keeps an earlier flag's message.
+        assert_eq!(
+            error("ms foo 3 Tx Fx"),
+            err("bad token in command line format")
         );
         assert_eq!(
             error(&format!("mg {} v", "k".repeat(251))),
@@ -376,6 +453,20 @@ mod tests {
         assert_eq!(error("ma cnt Mz"), err("invalid mode for ma M token"));
         assert_eq!(error("md x1 x"), err("invalid or duplicate flag"));
         assert_eq!(error("mz foo"), Reply::Error);
+    }
+
+    #[test]
+    fn decodes_keys_as_memcached_does() {
+        let d = |s: &str| decode_key(s.as_bytes());
+        assert_eq!(d("Zm9v").as_deref(), Some(&b"foo"[..]));
+        assert_eq!(d("Zg==").as_deref(), Some(&b"f"[..]));
+        assert_eq!(d("Zh==").as_deref(), Some(&b"f"[..]));
+        assert_eq!(d("Zg=a").as_deref(), Some(&b"f\0"[..]));
+        assert_eq!(d("Zg==Zm9v").as_deref(), Some(&b"f"[..]));
+        assert_eq!(d("Z.m.9.v!").as_deref(), Some(&b"foo"[..]));
+        for bad in ["", "!!!", "Zm9", "Zm9vYg", "Z===", "====", "-_-_"] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
     }
 
     #[test]

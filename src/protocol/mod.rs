@@ -1,6 +1,7 @@
 //! Wire protocols. One request/reply model; `text` decodes memcached's classic text protocol
 //! into it and encodes replies. Parsing here knows nothing of sockets or of the store.
 
+pub mod binary;
 pub mod limits;
 pub mod meta;
 pub mod text;

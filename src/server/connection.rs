@@ -8,9 +8,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
 
+use super::binary::BinarySession;
 use super::dispatch::Flow;
 use super::session::Session;
 use super::Context;
+use crate::config::ProtocolChoice;
+use crate::protocol::binary::REQ_MAGIC;
 use crate::stats::ServerStats;
 
 /// Initial buffer size per connection; buffers grown past `SHRINK_ABOVE` are released after use.
@@ -92,10 +95,16 @@ fn spawn_conn<S>(
 
 /// Serves one connection: read what arrived, run every complete request, write all replies
 /// of that batch in one write.
+///
+/// As memcached does, the protocol is chosen per connection: with `-B auto` a first byte of
+/// 0x80 selects the binary protocol, anything else the text protocol; `-B ascii` and
+/// `-B binary` force one (a client speaking the other gets that protocol's answer to its bytes).
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, ctx: &Context) {
     let mut rbuf = BytesMut::with_capacity(BUF_SIZE);
     let mut out = BytesMut::with_capacity(BUF_SIZE);
     let mut session = Session::new();
+    let mut binary = (ctx.config.protocol == ProtocolChoice::Binary).then(BinarySession::new);
+    let mut negotiating = ctx.config.protocol == ProtocolChoice::Auto;
     loop {
         if rbuf.capacity() - rbuf.len() < 1024 {
             rbuf.reserve(BUF_SIZE);
@@ -113,12 +122,26 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, ctx: &Cont
             Ok(n) => n,
         };
         ServerStats::add(&ctx.stats.bytes_read, n as u64);
-        let flow = session.process(ctx, &mut rbuf, &mut out);
+        if negotiating {
+            negotiating = false;
+            if rbuf[0] == REQ_MAGIC {
+                binary = Some(BinarySession::new());
+            }
+        }
+        let (flow, hold) = match &mut binary {
+            Some(b) => {
+                let flow = b.process(ctx, &mut rbuf, &mut out);
+                (flow, b.holds_output())
+            }
+            None => (session.process(ctx, &mut rbuf, &mut out), false),
+        };
         if flow == Flow::Shutdown {
             ctx.request_shutdown();
             return;
         }
-        if !out.is_empty() {
+        // memcached holds a batch's replies while it reads a value or discards bytes.
+        let held = hold && flow == Flow::Continue;
+        if !out.is_empty() && !held {
             if stream.write_all(&out).await.is_err() {
                 return;
             }

@@ -170,10 +170,7 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
         Request::Meta(req) => super::meta::execute(ctx, &req, out),
         Request::MetaLimit(req) => meta_limit(ctx, &req, out),
         Request::LimitError { reply: r, noreply } => ratelimit_error(ctx, r, noreply, out),
-        Request::MetaDebug { key } => {
-            let base64 = matches!(key, std::borrow::Cow::Owned(_));
-            super::meta::meta_debug(ctx, &key, base64, out)
-        }
+        Request::MetaDebug { key } => super::meta::meta_debug(ctx, &key, out),
         Request::Swallow { .. } => unreachable!("the session swallows"),
         Request::Close => return Flow::Close,
     }

@@ -3,14 +3,16 @@
 
 use std::io::Write as _;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use bytes::{BufMut, BytesMut};
 
 use super::Context;
-use crate::protocol::meta::{put_echoes, put_key, MetaCmd, MetaRequest};
+use crate::protocol::meta::{opaque_too_long, put_echoes, put_key, MetaCmd, MetaRequest};
 use crate::protocol::text::write_reply;
 use crate::protocol::Reply;
 use crate::stats::ServerStats;
-use crate::store::{MetaArith, MetaDelete, StoreMode, StoreOptions, StoreOutcome};
+use crate::store::{MetaArith, MetaDelete, MetaGet, StoreMode, StoreOptions, StoreOutcome};
 
 fn num(out: &mut BytesMut, flag: u8, n: impl itoa::Integer) {
     let mut b = itoa::Buffer::new();
@@ -19,9 +21,23 @@ fn num(out: &mut BytesMut, flag: u8, n: impl itoa::Integer) {
     out.put_slice(b.format(n).as_bytes());
 }
 
+/// ` t<ttl>`: -1 for never; memcached prints an expiry already past as an unsigned 32-bit
+/// difference.
+fn ttl(out: &mut BytesMut, ttl: Option<i64>) {
+    match ttl {
+        None => out.put_slice(b" t-1"),
+        Some(t) => num(out, b't', t as u32),
+    }
+}
+
+/// Replaces what was written since `start` with memcached's opaque error.
+fn opaque_error(out: &mut BytesMut, start: usize) {
+    out.truncate(start);
+    write_reply(out, Reply::ClientError("opaque token too long"));
+}
+
 /// Runs `mg`, `md` or `ma` (an `ms` goes through [`meta_set`] once its value arrived).
 pub fn execute(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
-    ServerStats::add(&ctx.stats.cmd_meta, 1);
     match req.cmd {
         MetaCmd::Get => meta_get(ctx, req, out),
         MetaCmd::Delete => meta_delete(ctx, req, out),
@@ -32,79 +48,84 @@ pub fn execute(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
 
 fn meta_get(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
     let store = &ctx.store;
-    let vivify = req.vivify.map(i64::from);
-    store.meta_get(
-        &req.key,
-        vivify,
-        req.ttl.is_some(),
-        req.no_update,
-        |found| {
-            let Some((it, created)) = found else {
-                if !req.quiet {
-                    out.put_slice(b"EN");
-                    put_echoes(out, req);
-                    out.put_slice(b"\r\n");
-                }
-                return;
-            };
-            let mut won = false;
-            if req.value {
-                out.put_slice(b"VA ");
-                out.put_slice(itoa::Buffer::new().format(it.value().len()).as_bytes());
-            } else {
-                out.put_slice(b"HD");
-            }
-            for tok in &req.tokens {
-                match tok[0] {
-                    b'T' => it.set_exptime(i64::from(req.ttl.unwrap_or(0))),
-                    b'N' if created => {
-                        it.set_exptime(i64::from(req.vivify.unwrap_or(0)));
-                        won = true;
-                    }
-                    b'R' => {
-                        let recache = store.rel_exptime(i64::from(req.recache.unwrap_or(0)));
-                        if !it.token_sent()
-                            && !created
-                            && it.exptime() != 0
-                            && it.exptime() < recache
-                        {
-                            won = true;
-                        }
-                    }
-                    b's' => num(out, b's', it.value().len()),
-                    b't' => num(out, b't', it.ttl()),
-                    b'c' => num(out, b'c', it.cas()),
-                    b'f' => num(out, b'f', it.flags()),
-                    b'l' => num(out, b'l', it.last_access()),
-                    b'h' => num(out, b'h', u8::from(it.fetched())),
-                    b'O' => {
-                        out.put_u8(b' ');
-                        out.put_slice(tok);
-                    }
-                    b'k' => put_key(out, it.key(), req.base64),
-                    _ => {}
-                }
-            }
-            if it.token_sent() {
-                out.put_slice(b" Z");
-            }
-            if it.stale() {
-                out.put_slice(b" X");
-                if !it.token_sent() {
-                    won = true;
-                }
-            }
-            if won {
-                out.put_slice(b" W");
-                it.set_token_sent();
-            }
-            out.put_slice(b"\r\n");
-            if req.value {
-                out.put_slice(it.value());
+    let has = |f: u8| req.tokens.iter().any(|t| t[0] == f);
+    let how = MetaGet {
+        vivify: req.vivify.is_some(),
+        touch: req.ttl.is_some(),
+        late_bump: b"NTRhl".iter().any(|&f| has(f)),
+        no_update: req.no_update,
+    };
+    let start = out.len();
+    store.meta_get(&req.key, how, |found| {
+        let Some((it, created)) = found else {
+            if req.tokens.iter().any(|t| opaque_too_long(t)) {
+                opaque_error(out, start);
+            } else if !req.quiet {
+                out.put_slice(b"EN");
+                put_echoes(out, req);
                 out.put_slice(b"\r\n");
             }
-        },
-    );
+            return;
+        };
+        let mut won = false;
+        if req.value {
+            out.put_slice(b"VA ");
+            out.put_slice(itoa::Buffer::new().format(it.value().len()).as_bytes());
+        } else {
+            out.put_slice(b"HD");
+        }
+        // In request order: a T or N before a failing token has taken effect.
+        for tok in &req.tokens {
+            match tok[0] {
+                b'T' => it.set_exptime(i64::from(req.ttl.unwrap_or(0))),
+                b'N' if created => {
+                    it.set_exptime(i64::from(req.vivify.unwrap_or(0)));
+                    won = true;
+                }
+                b'R' => {
+                    let recache = store.rel_exptime(i64::from(req.recache.unwrap_or(0)));
+                    if !it.token_sent() && !created && it.exptime() != 0 && it.exptime() < recache {
+                        won = true;
+                    }
+                }
+                b's' => num(out, b's', it.value().len()),
+                b't' => ttl(out, it.ttl()),
+                b'c' => num(out, b'c', it.cas()),
+                b'f' => num(out, b'f', it.flags()),
+                b'l' => num(out, b'l', it.last_access()),
+                b'h' => num(out, b'h', u8::from(it.fetched())),
+                b'O' if opaque_too_long(tok) => {
+                    it.abort();
+                    opaque_error(out, start);
+                    return;
+                }
+                b'O' => {
+                    out.put_u8(b' ');
+                    out.put_slice(tok);
+                }
+                b'k' => put_key(out, it.key(), it.key_binary()),
+                _ => {}
+            }
+        }
+        if it.token_sent() {
+            out.put_slice(b" Z");
+        }
+        if it.stale() {
+            out.put_slice(b" X");
+            if !it.token_sent() {
+                won = true;
+            }
+        }
+        if won {
+            out.put_slice(b" W");
+            it.set_token_sent();
+        }
+        out.put_slice(b"\r\n");
+        if req.value {
+            out.put_slice(it.value());
+            out.put_slice(b"\r\n");
+        }
+    });
 }
 
 fn meta_delete(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
@@ -142,17 +163,19 @@ fn meta_arith(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
             } else {
                 out.put_slice(b"HD");
             }
+            // In request order; a long opaque fails the reply after the update happened.
             for tok in &req.tokens {
                 match tok[0] {
                     b'c' => num(out, b'c', it.cas()),
-                    b't' => num(out, b't', it.ttl()),
+                    b't' => ttl(out, it.ttl()),
                     b'T' => it.set_exptime(i64::from(req.ttl.unwrap_or(0))),
                     b'N' if created => it.set_exptime(i64::from(req.vivify.unwrap_or(0))),
+                    b'O' if opaque_too_long(tok) => return Err(()),
                     b'O' => {
                         out.put_u8(b' ');
                         out.put_slice(tok);
                     }
-                    b'k' => put_key(out, it.key(), req.base64),
+                    b'k' => put_key(out, &req.key, req.base64),
                     _ => {}
                 }
             }
@@ -161,16 +184,17 @@ fn meta_arith(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
                 out.put_slice(&number);
                 out.put_slice(b"\r\n");
             }
-            created
+            Ok(created)
         });
     let code: &[u8] = match r {
-        MetaArith::Done(created) => {
+        MetaArith::Done(Ok(created)) => {
             // memcached's q hides the answer for an existing counter, not a vivified one.
             if req.quiet && !created {
                 out.truncate(start);
             }
             return;
         }
+        MetaArith::Done(Err(())) => return opaque_error(out, start),
         MetaArith::NotFound => b"NF",
         MetaArith::Exists => b"EX",
         MetaArith::NonNumeric => {
@@ -185,6 +209,9 @@ fn meta_arith(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
             return;
         }
     };
+    if req.tokens.iter().any(|t| opaque_too_long(t)) {
+        return opaque_error(out, start);
+    }
     out.put_slice(code);
     put_echoes(out, req);
     out.put_slice(b"\r\n");
@@ -192,24 +219,26 @@ fn meta_arith(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
 
 /// Runs an `ms` whose value arrived: `data` is the value followed by what must be `\r\n`.
 pub fn meta_set(ctx: &Context, req: &MetaRequest<'_>, data: &[u8], out: &mut BytesMut) {
-    ServerStats::add(&ctx.stats.cmd_meta, 1);
     let (value, end) = data.split_at(data.len() - 2);
     if end != b"\r\n" {
         write_reply(out, Reply::ClientError("bad data chunk"));
         return;
     }
+    // memcached never matches a cas of 0, nor lets it write a stale value; append and prepend
+    // treat it as no cas at all.
     let mut opts = StoreOptions {
-        invalidate: req.invalidate,
+        invalidate: req.invalidate && req.cas != Some(0),
         compare_cas: None,
+        key_binary: req.base64,
     };
     let mode = match (req.mode.unwrap_or(b'S'), req.cas) {
         (b'E', _) => StoreMode::Add,
         (b'A', c) => {
-            opts.compare_cas = c;
+            opts.compare_cas = c.filter(|&c| c != 0);
             StoreMode::Append
         }
         (b'P', c) => {
-            opts.compare_cas = c;
+            opts.compare_cas = c.filter(|&c| c != 0);
             StoreMode::Prepend
         }
         (b'R' | b'S', Some(c)) => StoreMode::Cas(c),
@@ -252,33 +281,34 @@ pub fn meta_set(ctx: &Context, req: &MetaRequest<'_>, data: &[u8], out: &mut Byt
 
 /// Answers an `ms` whose value is over the item size limit (the session swallows the value).
 pub fn reject_too_large(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
-    ServerStats::add(&ctx.stats.cmd_meta, 1);
     ctx.store.reject_too_large(&req.key, true);
     write_reply(out, Reply::ServerError("object too large for cache"));
 }
 
-/// `me <key>`: memcached's debug line for an item, or `EN`.
-pub fn meta_debug(ctx: &Context, key: &[u8], base64: bool, out: &mut BytesMut) {
+/// `me <key>`: memcached's debug line for an item, or `EN` (the only meta command memcached
+/// 1.6.18 counts in `cmd_meta`).
+pub fn meta_debug(ctx: &Context, key: &[u8], out: &mut BytesMut) {
     ServerStats::add(&ctx.stats.cmd_meta, 1);
-    ctx.store
-        .meta_get(key, None, false, true, |found| match found {
-            None => out.put_slice(b"EN\r\n"),
-            Some((it, _)) => {
-                out.put_slice(b"ME ");
-                let mut k = BytesMut::new();
-                put_key(&mut k, it.key(), base64);
-                out.put_slice(&k[2..k.len() - if base64 { 2 } else { 0 }]);
-                let exp = if it.exptime() == 0 { -1 } else { -it.ttl() };
-                let mut w = out.writer();
-                let _ = write!(
-                    w,
-                    " exp={exp} la={} cas={} fetch={} cls={} size={}\r\n",
-                    it.last_access(),
-                    it.cas(),
-                    if it.fetched() { "yes" } else { "no" },
-                    it.class(),
-                    it.size()
-                );
+    ctx.store.meta_peek(key, |found| match found {
+        None => out.put_slice(b"EN\r\n"),
+        Some(it) => {
+            out.put_slice(b"ME ");
+            if it.key_binary() {
+                out.put_slice(STANDARD.encode(it.key()).as_bytes());
+            } else {
+                out.put_slice(it.key());
             }
-        });
+            let exp = it.ttl().map_or(-1, |t| (t as i32).wrapping_neg());
+            let mut w = out.writer();
+            let _ = write!(
+                w,
+                " exp={exp} la={} cas={} fetch={} cls={} size={}\r\n",
+                it.last_access(),
+                it.cas(),
+                if it.fetched() { "yes" } else { "no" },
+                it.class(),
+                it.size()
+            );
+        }
+    });
 }

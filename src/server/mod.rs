@@ -3,6 +3,7 @@
 //! connections; requests are framed by [`session`] and executed by [`dispatch`].
 
 pub mod auth;
+pub mod binary;
 pub mod connection;
 pub mod dispatch;
 pub mod meta;

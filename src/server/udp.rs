@@ -49,7 +49,12 @@ pub fn handle_datagram(ctx: &Context, datagram: &[u8]) -> Option<Vec<BytesMut>> 
     }
     let mut out = BytesMut::new();
     let mut rbuf = BytesMut::from(&datagram[HEADER..]);
-    Session::new().process(ctx, &mut rbuf, &mut out);
+    // As memcached does, each datagram picks its protocol by its first byte.
+    if rbuf.first() == Some(&crate::protocol::binary::REQ_MAGIC) {
+        super::binary::BinarySession::new().process(ctx, &mut rbuf, &mut out);
+    } else {
+        Session::new().process(ctx, &mut rbuf, &mut out);
+    }
     (!out.is_empty()).then(|| frame_reply(id, &out))
 }
 

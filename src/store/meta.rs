@@ -11,6 +11,25 @@ pub struct MetaItem<'a> {
     shard: &'a mut Shard,
     slot: u32,
     now: u32,
+    aborted: bool,
+    /// memcached answers an incr that outgrew its item from the old, unlinked copy: its
+    /// expiry, which a later [`MetaItem::set_exptime`] changes without touching the new item.
+    old_copy_exptime: Option<u32>,
+}
+
+/// How `mg` reads an item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetaGet {
+    /// On a miss, create an empty item that never expires (until the caller sets an expiry).
+    pub vivify: bool,
+    /// The request counts as a touch, not as a get.
+    pub touch: bool,
+    /// The item counts as fetched only once the reply is complete (memcached reads it that
+    /// way for `h l N R T`): a reply that fails leaves it unfetched. Otherwise it counts as
+    /// fetched as soon as it is found.
+    pub late_bump: bool,
+    /// Never count the item as fetched (`u`).
+    pub no_update: bool,
 }
 
 impl MetaItem<'_> {
@@ -34,11 +53,11 @@ impl MetaItem<'_> {
     pub fn cas(&self) -> u64 {
         self.store.visible_cas(self.it().cas)
     }
-    /// Seconds to live, -1 for never.
-    pub fn ttl(&self) -> i64 {
-        match self.it().exptime {
-            0 => -1,
-            e => i64::from(e) - i64::from(self.now),
+    /// Seconds to live (negative once past the expiry a `T` or `N` just set), `None` for never.
+    pub fn ttl(&self) -> Option<i64> {
+        match self.exptime() {
+            0 => None,
+            e => Some(i64::from(e) - i64::from(self.now)),
         }
     }
     /// Seconds since the last access.
@@ -63,12 +82,24 @@ impl MetaItem<'_> {
     }
     /// Relative expiry second (0 never), for comparisons with [`Store::rel_exptime`].
     pub fn exptime(&self) -> u32 {
-        self.it().exptime
+        self.old_copy_exptime.unwrap_or(self.it().exptime)
+    }
+    /// Stored with a base64 key (`ms b`): meta replies show the key in base64.
+    pub fn key_binary(&self) -> bool {
+        self.it().key_binary
+    }
+    /// The reply failed and an error replaces it: the request counts in no statistics, and a
+    /// late bump ([`MetaGet::late_bump`]) does not happen. Changes already made stay.
+    pub fn abort(&mut self) {
+        self.aborted = true;
     }
     /// Sets a new client exptime.
     pub fn set_exptime(&mut self, exptime: i64) {
         let rel = self.store.rel_exptime(exptime);
-        self.shard.set_exptime(self.slot, rel);
+        match self.old_copy_exptime {
+            Some(ref mut e) => *e = rel,
+            None => self.shard.set_exptime(self.slot, rel),
+        }
     }
     /// Slab class id.
     pub fn class(&self) -> u8 {
@@ -112,6 +143,15 @@ pub enum MetaArith<R> {
     NoMemory,
 }
 
+/// memcached counts a lookup that found an expired or flushed item whatever the command.
+fn count_miss(shard: &mut Shard, miss: &Lookup) {
+    match miss {
+        Lookup::Expired => shard.stats.get_expired += 1,
+        Lookup::Flushed => shard.stats.get_flushed += 1,
+        _ => {}
+    }
+}
+
 impl Store {
     /// Links a new item for `key` in `shard`, evicting in that shard if memory is short.
     fn create_in(
@@ -142,66 +182,64 @@ impl Store {
         Some(shard.link(hash, item))
     }
 
-    /// `mg`: looks `key` up, creating an empty item with client exptime `vivify` on a miss when
-    /// asked, and lends it to `f` with whether it was just created. `touch` counts the request
-    /// as a touch (the `T` flag). Unless `no_update`, the item counts as fetched afterwards.
+    /// `mg`: looks `key` up, creating an empty item on a miss when asked, and lends it to `f`
+    /// with whether it was just created (`None` on a miss).
     pub fn meta_get<R>(
         &self,
         key: &[u8],
-        vivify: Option<i64>,
-        touch: bool,
-        no_update: bool,
+        how: MetaGet,
         f: impl FnOnce(Option<(&mut MetaItem<'_>, bool)>) -> R,
     ) -> R {
         let now = self.now();
         self.check_flush(now);
         let (hash, lock, _) = self.locate(key);
         let mut shard = lock.lock();
-        let found = self.lookup(&mut shard, hash, key, now);
-        let (slot, created) = match found {
-            Lookup::Hit(s) => (Some(s), false),
+        let (slot, created) = match self.lookup(&mut shard, hash, key, now) {
+            Lookup::Hit(s) => (s, false),
             miss => {
-                let rel = vivify.map(|v| self.rel_exptime(v));
-                let slot = rel.and_then(|rel| self.create_in(&mut shard, hash, key, b"", rel, now));
-                if slot.is_none() {
-                    if touch {
-                        shard.stats.cmd_touch += 1;
-                        shard.stats.touch_misses += 1;
-                    } else {
+                count_miss(&mut shard, &miss);
+                let created = if how.vivify {
+                    self.create_in(&mut shard, hash, key, b"", 0, now)
+                } else {
+                    None
+                };
+                match created {
+                    Some(slot) => (slot, true),
+                    None => {
+                        // memcached counts every miss as a get, with or without T.
                         shard.stats.cmd_get += 1;
                         shard.stats.get_misses += 1;
-                        match miss {
-                            Lookup::Expired => shard.stats.get_expired += 1,
-                            Lookup::Flushed => shard.stats.get_flushed += 1,
-                            _ => {}
-                        }
+                        return f(None);
                     }
-                    return f(None);
                 }
-                (slot, true)
             }
         };
-        let slot = slot.expect("hit or created");
-        let class = shard.item(slot).class;
-        if touch {
-            shard.stats.cmd_touch += 1;
-            shard.stats.touch_hits += 1;
-            shard.class_mut(class).touch_hits += 1;
-        } else {
-            shard.stats.cmd_get += 1;
-            shard.stats.get_hits += 1;
-            shard.class_mut(class).get_hits += 1;
-        }
-        let r = {
+        let (r, aborted) = {
             let mut mi = MetaItem {
                 store: self,
                 shard: &mut shard,
                 slot,
                 now,
+                aborted: false,
+                old_copy_exptime: None,
             };
-            f(Some((&mut mi, created)))
+            let r = f(Some((&mut mi, created)));
+            (r, mi.aborted)
         };
-        if !no_update {
+        if !aborted {
+            let class = shard.item(slot).class;
+            if how.touch {
+                shard.stats.cmd_touch += 1;
+                shard.stats.touch_hits += 1;
+                shard.class_mut(class).touch_hits += 1;
+            } else {
+                shard.stats.cmd_get += 1;
+                shard.stats.get_hits += 1;
+                shard.class_mut(class).get_hits += 1;
+            }
+        }
+        let bump = if aborted { !how.late_bump } else { true };
+        if bump && !how.no_update {
             let it = shard.item_mut(slot);
             if it.fetched {
                 it.active = true;
@@ -212,6 +250,28 @@ impl Store {
             }
         }
         r
+    }
+
+    /// `me`: lends the item to `f` (`None` on a miss) without counting a fetch.
+    pub fn meta_peek<R>(&self, key: &[u8], f: impl FnOnce(Option<&MetaItem<'_>>) -> R) -> R {
+        let now = self.now();
+        self.check_flush(now);
+        let (hash, lock, _) = self.locate(key);
+        let mut shard = lock.lock();
+        match self.lookup(&mut shard, hash, key, now) {
+            Lookup::Hit(slot) => f(Some(&MetaItem {
+                store: self,
+                shard: &mut shard,
+                slot,
+                now,
+                aborted: false,
+                old_copy_exptime: None,
+            })),
+            miss => {
+                count_miss(&mut shard, &miss);
+                f(None)
+            }
+        }
     }
 
     /// `md`: deletes `key`, or with `stale` marks it stale (new cas, optional new client
@@ -227,9 +287,13 @@ impl Store {
         self.check_flush(now);
         let (hash, lock, _) = self.locate(key);
         let mut shard = lock.lock();
-        let Lookup::Hit(slot) = self.lookup(&mut shard, hash, key, now) else {
-            shard.stats.delete_misses += 1;
-            return MetaDelete::NotFound;
+        let slot = match self.lookup(&mut shard, hash, key, now) {
+            Lookup::Hit(slot) => slot,
+            miss => {
+                count_miss(&mut shard, &miss);
+                shard.stats.delete_misses += 1;
+                return MetaDelete::NotFound;
+            }
         };
         if cas.is_some_and(|c| c != self.visible_cas(shard.item(slot).cas)) {
             shard.stats.delete_misses += 1;
@@ -270,21 +334,35 @@ impl Store {
         self.check_flush(now);
         let (hash, lock, _) = self.locate(key);
         let mut shard = lock.lock();
+        let mut old_copy_exptime = None;
         let (slot, created) = match self.lookup(&mut shard, hash, key, now) {
             Lookup::Hit(slot) => {
+                // memcached refuses an empty value before it compares the cas.
+                if shard.item(slot).value().is_empty() {
+                    return MetaArith::NonNumeric;
+                }
                 if cas.is_some_and(|c| c != 0 && c != self.visible_cas(shard.item(slot).cas)) {
                     return MetaArith::Exists;
                 }
+                let (old_len, old_exptime) = {
+                    let it = shard.item(slot);
+                    (it.value().len(), it.exptime)
+                };
                 if self
                     .apply_delta(&mut shard, slot, incr, delta, now)
                     .is_none()
                 {
                     return MetaArith::NonNumeric;
                 }
+                // A number that outgrew its item got a new one (apply_delta's longer value).
+                if shard.item(slot).value().len() != old_len {
+                    old_copy_exptime = Some(old_exptime);
+                }
                 (slot, false)
             }
-            _ => match vivify {
+            miss => match vivify {
                 None => {
+                    count_miss(&mut shard, &miss);
                     if incr {
                         shard.stats.incr_misses += 1;
                     } else {
@@ -293,6 +371,7 @@ impl Store {
                     return MetaArith::NotFound;
                 }
                 Some(initial) => {
+                    count_miss(&mut shard, &miss);
                     let mut buf = itoa::Buffer::new();
                     let digits = buf.format(initial).as_bytes();
                     match self.create_in(&mut shard, hash, key, digits, 0, now) {
@@ -307,7 +386,124 @@ impl Store {
             shard: &mut shard,
             slot,
             now,
+            aborted: false,
+            old_copy_exptime,
         };
         MetaArith::Done(f(&mut mi, created))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::MockClock;
+    use crate::store::{StoreConfig, StoreMode, StoreOptions, StoreOutcome};
+
+    fn store() -> Store {
+        Store::new(
+            &StoreConfig::default(),
+            Arc::new(MockClock::new(1_700_000_000)),
+        )
+    }
+
+    fn fetched(s: &Store, key: &[u8]) -> bool {
+        s.meta_peek(key, |it| it.expect("present").fetched())
+    }
+
+    #[test]
+    fn meta_get_counts_misses_as_gets_and_aborted_replies_not_at_all() {
+        let s = store();
+        let touch = MetaGet {
+            touch: true,
+            ..MetaGet::default()
+        };
+        s.meta_get(b"k", touch, |found| assert!(found.is_none()));
+        let st = s.stats();
+        assert_eq!((st.cmd_get, st.get_misses, st.cmd_touch), (1, 1, 0));
+
+        s.store(StoreMode::Set, b"k", 0, 0, b"v");
+        let late = MetaGet {
+            late_bump: true,
+            ..MetaGet::default()
+        };
+        s.meta_get(b"k", late, |found| found.expect("hit").0.abort());
+        assert!(!fetched(&s, b"k"));
+        s.meta_get(b"k", MetaGet::default(), |found| {
+            found.expect("hit").0.abort()
+        });
+        assert!(fetched(&s, b"k"));
+        let st = s.stats();
+        assert_eq!((st.cmd_get, st.get_hits, st.cmd_touch), (1, 0, 0));
+    }
+
+    #[test]
+    fn meta_get_vivifies_without_expiry() {
+        let s = store();
+        let how = MetaGet {
+            vivify: true,
+            ..MetaGet::default()
+        };
+        let r = s.meta_get(b"k", how, |found| {
+            let (it, created) = found.expect("created");
+            (created, it.ttl(), it.value().len())
+        });
+        assert_eq!(r, (true, None, 0));
+    }
+
+    #[test]
+    fn grown_counter_answers_from_the_old_copy() {
+        let s = store();
+        s.store(StoreMode::Set, b"n", 0, 0, b"9");
+        let r = s.meta_arith(b"n", true, 1, None, None, |it, _| {
+            it.set_exptime(-1);
+            (it.value().to_vec(), it.ttl().is_some())
+        });
+        assert_eq!(r, MetaArith::Done((b"10".to_vec(), true)));
+        // The new item kept no expiry.
+        assert_eq!(s.meta_peek(b"n", |it| it.map(|it| it.ttl())), Some(None));
+        // Grown in place on the next step: changes apply.
+        s.meta_arith(b"n", true, 1, None, None, |it, _| it.set_exptime(-1));
+        assert!(!s.meta_peek(b"n", |it| it.is_some()));
+    }
+
+    #[test]
+    fn empty_value_is_non_numeric_before_the_cas_check() {
+        let s = store();
+        s.store(StoreMode::Set, b"n", 0, 0, b"");
+        let r = s.meta_arith(b"n", true, 1, None, Some(12345), |_, _| ());
+        assert_eq!(r, MetaArith::NonNumeric);
+        s.store(StoreMode::Set, b"n", 0, 0, b"x");
+        let r = s.meta_arith(b"n", true, 1, None, Some(12345), |_, _| ());
+        assert_eq!(r, MetaArith::Exists);
+    }
+
+    #[test]
+    fn stale_store_keeps_expiry_and_win_token() {
+        let s = store();
+        let (_, cas) = s.store_ext(
+            StoreMode::Set,
+            b"k",
+            0,
+            100,
+            b"old",
+            StoreOptions::default(),
+        );
+        assert_eq!(s.meta_delete(b"k", None, true, None), MetaDelete::Deleted);
+        s.meta_get(b"k", MetaGet::default(), |found| {
+            found.expect("hit").0.set_token_sent()
+        });
+        let opts = StoreOptions {
+            invalidate: true,
+            ..StoreOptions::default()
+        };
+        let (outcome, _) = s.store_ext(StoreMode::Cas(cas), b"k", 0, 0, b"new", opts);
+        assert_eq!(outcome, StoreOutcome::Stored);
+        let seen = s.meta_peek(b"k", |it| {
+            let it = it.expect("present");
+            (it.stale(), it.token_sent(), it.ttl())
+        });
+        assert_eq!(seen, (true, true, Some(100)));
     }
 }

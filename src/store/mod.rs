@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 
 use crate::clock::SharedClock;
 use crate::numeric;
-pub use meta::{MetaArith, MetaDelete, MetaItem};
+pub use meta::{MetaArith, MetaDelete, MetaGet, MetaItem};
 use shard::{Item, Removal, Shard};
 use slab::SlabClasses;
 
@@ -211,6 +211,8 @@ pub struct StoreOptions {
     pub invalidate: bool,
     /// `ms MA|MP C<cas>`: append/prepend only if the item's cas matches.
     pub compare_cas: Option<u64>,
+    /// `ms b`: the key was given in base64 (set, add, replace and cas keep it on the item).
+    pub key_binary: bool,
 }
 
 /// Outcome of a storage command.
@@ -562,7 +564,7 @@ impl Store {
                 _ => None,
             };
             // Decide first: a command whose condition fails needs no memory.
-            let mut stale = false;
+            let mut stale = None;
             let verdict = match (mode, existing) {
                 (StoreMode::Add, Some(slot)) => {
                     // memcached promotes the item it refused to overwrite.
@@ -579,8 +581,10 @@ impl Store {
                 (StoreMode::Cas(unique), Some(slot))
                     if opts.invalidate && self.use_cas && unique < shard.item(slot).cas =>
                 {
-                    // An older writer may still store, but only as a stale value.
-                    stale = true;
+                    // An older writer may still store, but only as a stale value that keeps
+                    // the old expiry and win token.
+                    let old = shard.item(slot);
+                    stale = Some((old.exptime, old.token_sent));
                     None
                 }
                 (StoreMode::Append | StoreMode::Prepend, Some(slot))
@@ -612,7 +616,7 @@ impl Store {
                     let it = shard.item(s);
                     (it.value().len() + value.len(), it.flags, it.exptime)
                 }
-                _ => (value.len(), flags, rel),
+                _ => (value.len(), flags, stale.map_or(rel, |(old, _)| old)),
             };
             let total = slab::item_total(key.len(), vlen, flags, self.use_cas);
             let Some(class) = self.slabs.class_for(total) else {
@@ -670,7 +674,11 @@ impl Store {
             };
             item.cas = self.next_cas();
             item.time = now;
-            item.stale = stale;
+            item.stale = stale.is_some();
+            item.token_sent = stale.is_some_and(|(_, sent)| sent);
+            // memcached's append/prepend build a new item that loses the base64 key mark.
+            item.key_binary =
+                opts.key_binary && !matches!(mode, StoreMode::Append | StoreMode::Prepend);
             let cas = self.visible_cas(item.cas);
             if let Some(slot) = existing {
                 let old = shard.unlink(slot, Removal::Client, now);
@@ -822,7 +830,14 @@ impl Store {
             self.mem.force_reserve(charge as u64);
             self.mem.release(old_charge);
             shard.replace_data(slot, digits, new_class, charge);
-            shard.item_mut(slot).cas = cas;
+            // memcached links a new item here: it starts unfetched, fresh and not stale.
+            let it = shard.item_mut(slot);
+            it.cas = cas;
+            it.fetched = false;
+            it.active = false;
+            it.stale = false;
+            it.token_sent = false;
+            it.key_binary = false;
         }
         shard.item_mut(slot).time = now;
         let class = shard.item(slot).class;
@@ -1139,6 +1154,31 @@ impl Store {
     /// True when no item is linked.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Binary-protocol delete with a cas unique: deletes `key` only if its cas is `cas`. Counts
+    /// as memcached's binary delete does: a hit or a miss, nothing on a cas mismatch.
+    pub fn delete_cas(&self, key: &[u8], cas: u64) -> MetaDelete {
+        let now = self.now();
+        self.check_flush(now);
+        let (hash, lock, _) = self.locate(key);
+        let mut shard = lock.lock();
+        match self.lookup(&mut shard, hash, key, now) {
+            Lookup::Hit(slot) if self.visible_cas(shard.item(slot).cas) != cas => {
+                MetaDelete::Exists
+            }
+            Lookup::Hit(slot) => {
+                let it = shard.unlink(slot, Removal::Client, now);
+                self.mem.release(u64::from(it.charge));
+                shard.stats.delete_hits += 1;
+                shard.class_mut(it.class).delete_hits += 1;
+                MetaDelete::Deleted
+            }
+            _ => {
+                shard.stats.delete_misses += 1;
+                MetaDelete::NotFound
+            }
+        }
     }
 }
 

@@ -38,6 +38,8 @@ pub(crate) struct Item {
     pub stale: bool,
     /// A meta win token (`W`) was handed out for this item.
     pub token_sent: bool,
+    /// Stored by a meta command with a base64 key (`b`): meta replies show the key in base64.
+    pub key_binary: bool,
     /// Slab bytes this item is charged.
     pub charge: u32,
 }
@@ -75,6 +77,7 @@ impl Item {
             internal: false,
             stale: false,
             token_sent: false,
+            key_binary: false,
             charge: charge as u32,
         }
     }
