@@ -1067,25 +1067,29 @@ def test_ratelimit_stats(make_server):
 
 
 @pytest.mark.ratecached_only
-def test_ratelimit_is_atomic_across_binary_connections(server):
+@pytest.mark.parametrize("algorithm", [0, 1, 2], ids=["gcra", "fixed", "sliding"])
+def test_ratelimit_is_atomic_across_64_binary_connections(server, algorithm):
+    import threading
+
     admitted = []
+    lock = threading.Lock()
+    key = b"hot%d" % algorithm
 
     def worker():
         with server.connect() as c:
             n = 0
-            for _ in range(50):
-                if one(c, bp.ratelimit(b"hot", 100, 3_600_000)).status == OK:
+            for _ in range(8):
+                if one(c, bp.ratelimit(key, 200, 3_600_000, algorithm=algorithm)).status == OK:
                     n += 1
-            admitted.append(n)
+            with lock:
+                admitted.append(n)
 
-    import threading
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
+    threads = [threading.Thread(target=worker) for _ in range(64)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert sum(admitted) == 100
+        t.join(timeout=30)
+    assert len(admitted) == 64 and sum(admitted) == 200
 
 
 @pytest.mark.ratecached_only
