@@ -354,26 +354,26 @@ pub fn settings(cfg: &Config, store: &Store, s: &ServerStats) -> Vec<Stat> {
 /// The `stats items` report.
 pub fn items(store: &Store) -> Vec<Stat> {
     let mut out = Vec::new();
-    for c in store.class_stats().iter().filter(|c| c.count > 0) {
+    for c in store.class_stats().iter().filter(|c| c.counters.count > 0) {
         let id = c.id;
         let mut p = |name: &str, v: u64| out.push(pair(format!("items:{id}:{name}"), v));
-        p("number", c.count);
+        p("number", c.counters.count);
         p("number_hot", 0);
         p("number_warm", 0);
-        p("number_cold", c.count);
+        p("number_cold", c.counters.count);
         p("age_hot", 0);
         p("age_warm", 0);
         p("age", u64::from(c.age));
-        p("mem_requested", c.requested);
-        p("evicted", c.evicted);
-        p("evicted_nonzero", c.evicted_nonzero);
-        p("evicted_time", u64::from(c.evicted_time));
-        p("outofmemory", c.outofmemory);
+        p("mem_requested", c.counters.requested);
+        p("evicted", c.counters.evicted);
+        p("evicted_nonzero", c.counters.evicted_nonzero);
+        p("evicted_time", u64::from(c.counters.evicted_time));
+        p("outofmemory", c.counters.outofmemory);
         p("tailrepairs", 0);
-        p("reclaimed", c.reclaimed);
-        p("expired_unfetched", c.expired_unfetched);
-        p("evicted_unfetched", c.evicted_unfetched);
-        p("evicted_active", c.evicted_active);
+        p("reclaimed", c.counters.reclaimed);
+        p("expired_unfetched", c.counters.expired_unfetched);
+        p("evicted_unfetched", c.counters.evicted_unfetched);
+        p("evicted_active", c.counters.evicted_active);
         p("crawler_reclaimed", 0);
         p("crawler_items_checked", 0);
         p("lrutail_reflocked", 0);
@@ -383,7 +383,7 @@ pub fn items(store: &Store) -> Vec<Stat> {
         p("direct_reclaims", 0);
         p("hits_to_hot", 0);
         p("hits_to_warm", 0);
-        p("hits_to_cold", c.get_hits);
+        p("hits_to_cold", c.counters.get_hits);
         p("hits_to_temp", 0);
     }
     out
@@ -398,12 +398,12 @@ pub fn slabs(store: &Store) -> Vec<Stat> {
     for c in store
         .class_stats()
         .iter()
-        .filter(|c| c.count > 0 || c.cmd_set > 0)
+        .filter(|c| c.counters.count > 0 || c.counters.cmd_set > 0)
     {
         active += 1;
         let id = c.id;
         let per_page = c.per_page.max(1) as u64;
-        let used = c.charged / c.chunk_size as u64;
+        let used = c.counters.charged / c.chunk_size as u64;
         let pages = used.div_ceil(per_page).max(1);
         pages_total += pages;
         let mut p = |name: &str, v: u64| out.push(pair(format!("{id}:{name}"), v));
@@ -414,14 +414,14 @@ pub fn slabs(store: &Store) -> Vec<Stat> {
         p("used_chunks", used);
         p("free_chunks", pages * per_page - used);
         p("free_chunks_end", 0);
-        p("get_hits", c.get_hits);
-        p("cmd_set", c.cmd_set);
-        p("delete_hits", c.delete_hits);
-        p("incr_hits", c.incr_hits);
-        p("decr_hits", c.decr_hits);
-        p("cas_hits", c.cas_hits);
-        p("cas_badval", c.cas_badval);
-        p("touch_hits", c.touch_hits);
+        p("get_hits", c.counters.get_hits);
+        p("cmd_set", c.counters.cmd_set);
+        p("delete_hits", c.counters.delete_hits);
+        p("incr_hits", c.counters.incr_hits);
+        p("decr_hits", c.counters.decr_hits);
+        p("cas_hits", c.counters.cas_hits);
+        p("cas_badval", c.counters.cas_badval);
+        p("touch_hits", c.counters.touch_hits);
     }
     out.push(pair("active_slabs", active));
     out.push(pair(

@@ -152,27 +152,20 @@ impl ShardStats {
     }
 }
 
-/// One slab class summed over the shards, for `stats items` and `stats slabs`.
-#[derive(Debug, Default, Clone)]
-pub struct ClassStats {
-    /// Class id (1-based).
-    pub id: u8,
-    /// Chunk size.
-    pub chunk_size: usize,
-    /// Chunks per page.
-    pub per_page: usize,
+/// Counters of one slab class (per shard, or summed for reports).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ClassCounters {
     /// Items stored.
     pub count: u64,
     /// Slab bytes charged.
     pub charged: u64,
-    /// Bytes requested by the items.
+    /// Bytes requested by the items (memcached's `mem_requested`).
     pub requested: u64,
-    /// Seconds since the oldest item in the class was stored.
-    pub age: u32,
     pub evicted: u64,
     pub evicted_nonzero: u64,
     pub evicted_unfetched: u64,
     pub evicted_active: u64,
+    /// Age of the last evicted item (the largest over shards when summed).
     pub evicted_time: u32,
     pub reclaimed: u64,
     pub expired_unfetched: u64,
@@ -185,6 +178,50 @@ pub struct ClassStats {
     pub cas_hits: u64,
     pub cas_badval: u64,
     pub touch_hits: u64,
+}
+
+impl ClassCounters {
+    fn add(&mut self, o: &ClassCounters) {
+        macro_rules! sum {
+            ($($f:ident),*) => { $(self.$f += o.$f;)* };
+        }
+        sum!(
+            count,
+            charged,
+            requested,
+            evicted,
+            evicted_nonzero,
+            evicted_unfetched,
+            evicted_active,
+            reclaimed,
+            expired_unfetched,
+            outofmemory,
+            get_hits,
+            cmd_set,
+            delete_hits,
+            incr_hits,
+            decr_hits,
+            cas_hits,
+            cas_badval,
+            touch_hits
+        );
+        self.evicted_time = self.evicted_time.max(o.evicted_time);
+    }
+}
+
+/// One slab class summed over the shards, for `stats items` and `stats slabs`.
+#[derive(Debug, Default, Clone)]
+pub struct ClassStats {
+    /// Class id (1-based).
+    pub id: u8,
+    /// Chunk size.
+    pub chunk_size: usize,
+    /// Chunks per page.
+    pub per_page: usize,
+    /// Seconds since the oldest item in the class was stored.
+    pub age: u32,
+    /// The counters, summed.
+    pub counters: ClassCounters,
 }
 
 /// How a storage command treats an existing item.
@@ -1099,25 +1136,7 @@ impl Store {
         for lock in self.shards.iter() {
             let shard = lock.lock();
             for (c, s) in out.iter_mut().zip(shard.classes().iter().skip(1)) {
-                c.count += s.count;
-                c.charged += s.charged;
-                c.requested += s.requested;
-                c.evicted += s.evicted;
-                c.evicted_nonzero += s.evicted_nonzero;
-                c.evicted_unfetched += s.evicted_unfetched;
-                c.evicted_active += s.evicted_active;
-                c.evicted_time = c.evicted_time.max(s.evicted_time);
-                c.reclaimed += s.reclaimed;
-                c.expired_unfetched += s.expired_unfetched;
-                c.outofmemory += s.outofmemory;
-                c.get_hits += s.get_hits;
-                c.cmd_set += s.cmd_set;
-                c.delete_hits += s.delete_hits;
-                c.incr_hits += s.incr_hits;
-                c.decr_hits += s.decr_hits;
-                c.cas_hits += s.cas_hits;
-                c.cas_badval += s.cas_badval;
-                c.touch_hits += s.touch_hits;
+                c.counters.add(&s.counters);
             }
             for (c, age) in out.iter_mut().zip(shard.tail_ages(now).into_iter().skip(1)) {
                 c.age = c.age.max(age);

@@ -5,7 +5,7 @@
 use hashbrown::HashTable;
 
 use super::wheel::{Wheel, NO_BUCKET};
-use super::ShardStats;
+use super::{ClassCounters, ShardStats};
 
 /// End-of-list marker for LRU links.
 const NIL: u32 = u32::MAX;
@@ -108,33 +108,13 @@ impl Item {
     }
 }
 
-/// Per-class LRU list ends plus counters for `stats items` / `stats slabs`.
+/// Per-class LRU list ends plus the class's counters.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ClassState {
     head: u32,
     tail: u32,
-    /// Items linked in this class.
-    pub count: u64,
-    /// Slab bytes charged to this class.
-    pub charged: u64,
-    /// Bytes requested by the items (memcached's `mem_requested`).
-    pub requested: u64,
-    pub evicted: u64,
-    pub evicted_nonzero: u64,
-    pub evicted_unfetched: u64,
-    pub evicted_active: u64,
-    pub evicted_time: u32,
-    pub reclaimed: u64,
-    pub expired_unfetched: u64,
-    pub outofmemory: u64,
-    pub get_hits: u64,
-    pub cmd_set: u64,
-    pub delete_hits: u64,
-    pub incr_hits: u64,
-    pub decr_hits: u64,
-    pub cas_hits: u64,
-    pub cas_badval: u64,
-    pub touch_hits: u64,
+    /// Counters for `stats items` / `stats slabs`.
+    pub counters: ClassCounters,
 }
 
 impl ClassState {
@@ -194,8 +174,8 @@ impl Shard {
     }
 
     /// Mutable per-class counters for class `id`.
-    pub fn class_mut(&mut self, id: u8) -> &mut ClassState {
-        &mut self.classes[id as usize]
+    pub fn class_mut(&mut self, id: u8) -> &mut ClassCounters {
+        &mut self.classes[id as usize].counters
     }
 
     /// Number of entries in the timing wheel.
@@ -246,9 +226,9 @@ impl Shard {
         let it = self.items[slot as usize].as_ref().expect("live slot");
         let (charge, size) = (it.charge as u64, it.size() as u64);
         let cs = &mut self.classes[class as usize];
-        cs.count += 1;
-        cs.charged += charge;
-        cs.requested += size;
+        cs.counters.count += 1;
+        cs.counters.charged += charge;
+        cs.counters.requested += size;
         self.stats.curr_items += 1;
         self.stats.total_items += 1;
         if self.items[slot as usize]
@@ -282,9 +262,9 @@ impl Shard {
         self.free.push(slot);
         let size = item.size() as u64;
         let cs = &mut self.classes[class as usize];
-        cs.count -= 1;
-        cs.charged -= item.charge as u64;
-        cs.requested -= size;
+        cs.counters.count -= 1;
+        cs.counters.charged -= item.charge as u64;
+        cs.counters.requested -= size;
         self.stats.curr_items -= 1;
         self.stats.bytes -= size;
         if item.internal {
@@ -293,26 +273,26 @@ impl Shard {
         match why {
             Removal::Client => {}
             Removal::Expired => {
-                cs.reclaimed += 1;
+                cs.counters.reclaimed += 1;
                 self.stats.reclaimed += 1;
                 if !item.fetched {
-                    cs.expired_unfetched += 1;
+                    cs.counters.expired_unfetched += 1;
                     self.stats.expired_unfetched += 1;
                 }
             }
             Removal::Evicted => {
-                cs.evicted += 1;
-                cs.evicted_time = now.saturating_sub(item.time);
+                cs.counters.evicted += 1;
+                cs.counters.evicted_time = now.saturating_sub(item.time);
                 self.stats.evictions += 1;
                 if item.exptime != 0 {
-                    cs.evicted_nonzero += 1;
+                    cs.counters.evicted_nonzero += 1;
                 }
                 if !item.fetched {
-                    cs.evicted_unfetched += 1;
+                    cs.counters.evicted_unfetched += 1;
                     self.stats.evicted_unfetched += 1;
                 }
                 if item.active {
-                    cs.evicted_active += 1;
+                    cs.counters.evicted_active += 1;
                     self.stats.evicted_active += 1;
                 }
             }
@@ -357,13 +337,13 @@ impl Shard {
         }
         let new_size = self.item(slot).size() as u64;
         let old = &mut self.classes[old_class as usize];
-        old.count -= 1;
-        old.charged -= old_charge;
-        old.requested -= old_size;
+        old.counters.count -= 1;
+        old.counters.charged -= old_charge;
+        old.counters.requested -= old_size;
         let new = &mut self.classes[class as usize];
-        new.count += 1;
-        new.charged += charge as u64;
-        new.requested += new_size;
+        new.counters.count += 1;
+        new.counters.charged += charge as u64;
+        new.counters.requested += new_size;
         self.stats.bytes = self.stats.bytes - old_size + new_size;
     }
 

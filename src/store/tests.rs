@@ -434,8 +434,8 @@ fn class_stats_sum_shards() {
     }
     let cs = s.class_stats();
     assert_eq!(cs[0].id, 1);
-    assert_eq!(cs[0].count, 10);
-    assert_eq!(cs[0].charged, 960);
+    assert_eq!(cs[0].counters.count, 10);
+    assert_eq!(cs[0].counters.charged, 960);
     assert_eq!(s.memory_used(), 960);
 }
 
