@@ -594,22 +594,37 @@ pub fn ratelimit_extras(d: &crate::ratelimit::Decision) -> [u8; 24] {
     e
 }
 
+/// Appends a binary request frame (header, extras, key, value): what clients send. Used by
+/// tests and by the benchmark's load generator.
+pub fn encode_request(
+    out: &mut Vec<u8>,
+    op: u8,
+    key: &[u8],
+    extras: &[u8],
+    value: &[u8],
+    cas: u64,
+    opaque: u32,
+) {
+    out.extend_from_slice(&[REQ_MAGIC, op]);
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.push(extras.len() as u8);
+    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&((extras.len() + key.len() + value.len()) as u32).to_be_bytes());
+    out.extend_from_slice(&opaque.to_be_bytes());
+    out.extend_from_slice(&cas.to_be_bytes());
+    out.extend_from_slice(extras);
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     fn req(op: u8, key: &[u8], extras: &[u8], value: &[u8], cas: u64, opaque: u32) -> Vec<u8> {
-        let mut v = vec![REQ_MAGIC, op];
-        v.extend((key.len() as u16).to_be_bytes());
-        v.push(extras.len() as u8);
-        v.extend([0, 0, 0]);
-        v.extend(((extras.len() + key.len() + value.len()) as u32).to_be_bytes());
-        v.extend(opaque.to_be_bytes());
-        v.extend(cas.to_be_bytes());
-        v.extend(extras);
-        v.extend(key);
-        v.extend(value);
+        let mut v = Vec::new();
+        encode_request(&mut v, op, key, extras, value, cas, opaque);
         v
     }
 

@@ -688,16 +688,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn req(op: u8, key: &[u8], extras: &[u8], value: &[u8], cas: u64, opaque: u32) -> Vec<u8> {
-        let mut v = vec![REQ_MAGIC, op];
-        v.extend((key.len() as u16).to_be_bytes());
-        v.push(extras.len() as u8);
-        v.extend([0, 0, 0]);
-        v.extend(((extras.len() + key.len() + value.len()) as u32).to_be_bytes());
-        v.extend(opaque.to_be_bytes());
-        v.extend(cas.to_be_bytes());
-        v.extend(extras);
-        v.extend(key);
-        v.extend(value);
+        let mut v = Vec::new();
+        crate::protocol::binary::encode_request(&mut v, op, key, extras, value, cas, opaque);
         v
     }
 
