@@ -64,15 +64,17 @@ fn parse_limit<'a>(
     }
     let limit = number(toks[1])?;
     let period = parse_period(toks[2]);
-    let mut numbers = Vec::with_capacity(2);
+    let mut numbers = [0u64; 2];
+    let mut n_numbers = 0;
     let mut algorithm = None;
     let mut keywords_seen = false;
     for tok in &toks[3..] {
         if tok.first().is_some_and(u8::is_ascii_digit) {
-            if keywords_seen || numbers.len() == 2 {
+            if keywords_seen || n_numbers == 2 {
                 return Err(BAD_FORMAT);
             }
-            numbers.push(number(tok)?);
+            numbers[n_numbers] = number(tok)?;
+            n_numbers += 1;
             continue;
         }
         keywords_seen = true;
@@ -90,8 +92,12 @@ fn parse_limit<'a>(
         Err(PeriodError::OutOfRange) => return Err(Reply::ClientError("invalid period")),
     };
     let limit = in_u32(limit, 1, "invalid limit")?;
-    let burst = in_u32(numbers.first().copied().unwrap_or(0), 0, "invalid burst")?;
-    let cost = in_u32(numbers.get(1).copied().unwrap_or(1), 1, "invalid cost")?;
+    let burst = in_u32(numbers[0], 0, "invalid burst")?;
+    let cost = in_u32(
+        if n_numbers == 2 { numbers[1] } else { 1 },
+        1,
+        "invalid cost",
+    )?;
     let algorithm = algorithm.unwrap_or(Algorithm::Gcra);
     let params = Params {
         limit,

@@ -323,17 +323,15 @@ pub fn parse_command(line: &[u8]) -> Request<'_> {
             }
         }
         b"ratelimit" | b"ratelimit_all" => {
-            let mut toks: [&[u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
-            let mut n = 0;
-            for tok in Keys::new(t.from(1)) {
-                if n == MAX_TOKENS {
-                    return reply(BAD_FORMAT, false);
-                }
-                toks[n] = tok;
-                n += 1;
+            if t.rest.is_some() {
+                // More than 23 tokens: never a valid rate-limit line.
+                return Request::LimitError {
+                    reply: BAD_FORMAT,
+                    noreply: false,
+                };
             }
-            let noreply = n > 0 && toks[n - 1] == b"noreply";
-            let toks = &toks[..n - usize::from(noreply)];
+            let noreply = t.noreply();
+            let toks = &t.toks[1..t.len - usize::from(noreply)];
             if cmd == b"ratelimit" {
                 super::limits::parse_ratelimit(toks, noreply)
             } else {

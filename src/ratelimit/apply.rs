@@ -5,7 +5,8 @@
 use std::borrow::Cow;
 
 use super::{decide, Algorithm, Decision, Mode, Params, State};
-use crate::store::{Store, UpdateError, Write};
+use crate::store::smallvec::SmallVec;
+use crate::store::{Store, UpdateError, Write, Writes};
 
 /// One limit of a request: the subject and its parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,14 +36,14 @@ pub struct Verdict {
     pub overall: Decision,
     /// One decision per limit. When the set is denied nothing was spent, and each line says
     /// what that limit alone would have answered (as `peek` does).
-    pub decisions: Vec<Decision>,
+    pub decisions: SmallVec<[Decision; 4]>,
 }
 
 /// The key a limit's state is stored under. A subject that appears again in the same request
 /// (sustained + burst limits on one key) keeps its k-th extra state under `key NUL k`, a name
 /// no client can use, so the states stay apart.
-fn storage_keys<'a>(limits: &[Limit<'a>]) -> Vec<Cow<'a, [u8]>> {
-    let mut out: Vec<Cow<'a, [u8]>> = Vec::with_capacity(limits.len());
+fn storage_keys<'a>(limits: &[Limit<'a>]) -> SmallVec<[Cow<'a, [u8]>; 4]> {
+    let mut out: SmallVec<[Cow<'a, [u8]>; 4]> = SmallVec::new();
     for (i, l) in limits.iter().enumerate() {
         let repeats = limits[..i].iter().filter(|p| p.key == l.key).count();
         if repeats == 0 {
@@ -61,19 +62,19 @@ fn storage_keys<'a>(limits: &[Limit<'a>]) -> Vec<Cow<'a, [u8]>> {
 /// writes nothing; refund gives back to every limit).
 pub fn apply(store: &Store, limits: &[Limit<'_>], mode: Mode) -> Result<Verdict, ApplyError> {
     let keys = storage_keys(limits);
-    let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
+    let key_refs: SmallVec<[&[u8]; 4]> = keys.iter().map(|k| k.as_ref()).collect();
     let result = store.update_many(&key_refs, |current, now_ns| {
-        let mut states = Vec::with_capacity(limits.len());
+        let mut states: SmallVec<[Option<State>; 4]> = SmallVec::new();
         for (cur, l) in current.iter().zip(limits) {
             match cur {
                 None => states.push(None),
                 Some(c) => match State::decode(c.value) {
                     Some(s) if c.internal && s.algorithm() == l.algorithm => states.push(Some(s)),
-                    _ => return (Err(ApplyError::Incompatible), Vec::new()),
+                    _ => return (Err(ApplyError::Incompatible), Writes::new()),
                 },
             }
         }
-        let outcomes: Vec<_> = limits
+        let outcomes: SmallVec<[_; 4]> = limits
             .iter()
             .zip(&states)
             .map(|(l, s)| decide(l.algorithm, s.as_ref(), &l.params, mode, now_ns))
@@ -83,16 +84,20 @@ pub fn apply(store: &Store, limits: &[Limit<'_>], mode: Mode) -> Result<Verdict,
             outcomes
                 .iter()
                 .map(|o| {
-                    o.new_state.map(|s| Write {
-                        value: s.to_bytes(),
-                        ttl_ns: Some(o.ttl_ns),
+                    o.new_state.map(|s| {
+                        let mut value = SmallVec::new();
+                        s.encode(&mut value);
+                        Write {
+                            value,
+                            ttl_ns: Some(o.ttl_ns),
+                        }
                     })
                 })
                 .collect()
         } else {
-            Vec::new()
+            Writes::new()
         };
-        let decisions: Vec<Decision> = outcomes.iter().map(|o| o.decision).collect();
+        let decisions: SmallVec<[Decision; 4]> = outcomes.iter().map(|o| o.decision).collect();
         let overall = if all_allowed {
             *decisions
                 .iter()

@@ -132,30 +132,30 @@ impl State {
     }
 
     /// Appends the encoding of this state to `out` (at most [`MAX_ENCODED_LEN`] bytes).
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub fn encode(&self, out: &mut impl Extend<u8>) {
         let id = match self {
             State::Gcra(_) => ID_GCRA,
             State::Fixed { .. } => ID_FIXED,
             State::Sliding { .. } => ID_SLIDING,
         };
-        out.extend_from_slice(&[MAGIC, (VERSION << 4) | id]);
+        out.extend([MAGIC, (VERSION << 4) | id]);
         match *self {
             State::Gcra(t) => match u64::try_from(t.ns) {
-                Ok(ns) if t.frac == 0 => out.extend_from_slice(&ns.to_be_bytes()),
+                Ok(ns) if t.frac == 0 => out.extend(ns.to_be_bytes()),
                 Ok(ns) => {
-                    out.extend_from_slice(&ns.to_be_bytes());
-                    out.extend_from_slice(&t.frac.to_be_bytes());
-                    out.extend_from_slice(&t.den.to_be_bytes());
+                    out.extend(ns.to_be_bytes());
+                    out.extend(t.frac.to_be_bytes());
+                    out.extend(t.den.to_be_bytes());
                 }
                 Err(_) => {
-                    out.extend_from_slice(&t.ns.to_be_bytes());
-                    out.extend_from_slice(&t.frac.to_be_bytes());
-                    out.extend_from_slice(&t.den.to_be_bytes());
+                    out.extend(t.ns.to_be_bytes());
+                    out.extend(t.frac.to_be_bytes());
+                    out.extend(t.den.to_be_bytes());
                 }
             },
             State::Fixed { last_ns, count } => {
-                out.extend_from_slice(&last_ns.to_be_bytes());
-                out.extend_from_slice(&count.to_be_bytes());
+                out.extend(last_ns.to_be_bytes());
+                out.extend(count.to_be_bytes());
             }
             State::Sliding {
                 curr_last_ns,
@@ -164,7 +164,7 @@ impl State {
                 prev,
             } => {
                 for v in [curr_last_ns, curr, prev_last_ns, prev] {
-                    out.extend_from_slice(&v.to_be_bytes());
+                    out.extend(v.to_be_bytes());
                 }
             }
         }

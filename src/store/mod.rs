@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam::utils::CachePadded;
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 use crate::clock::SharedClock;
 use crate::numeric;
 pub use meta::{MetaArith, MetaDelete, MetaGet, MetaItem};
 use shard::{Item, Removal, Shard};
 use slab::SlabClasses;
+pub use smallvec;
 
 /// memcached's REALTIME_MAXDELTA: exptimes above this many seconds are absolute Unix times.
 pub const REALTIME_MAXDELTA: i64 = 60 * 60 * 24 * 30;
@@ -296,12 +298,15 @@ pub struct ItemRef<'a> {
 /// A value to write back in [`Store::update_many`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
-    /// The new value.
-    pub value: Vec<u8>,
+    /// The new value (inline up to 48 bytes: a rate limiter's state never allocates).
+    pub value: SmallVec<[u8; 48]>,
     /// Time to live in nanoseconds; `None` never expires. The item never expires early: its
     /// expiry second is rounded up.
     pub ttl_ns: Option<u64>,
 }
+
+/// The writes an [`Store::update_many`] closure returns, one per key (`None` = keep).
+pub type Writes = SmallVec<[Option<Write>; 1]>;
 
 /// A live value as [`Store::update_many`] shows it.
 #[derive(Debug, Clone, Copy)]
@@ -985,25 +990,27 @@ impl Store {
     pub fn update_many<R>(
         &self,
         keys: &[&[u8]],
-        f: impl FnOnce(&[Option<Current<'_>>], u64) -> (R, Vec<Option<Write>>),
+        f: impl FnOnce(&[Option<Current<'_>>], u64) -> (R, Writes),
     ) -> Result<R, UpdateError> {
-        let now = self.now();
+        // One clock read serves the whole call: the decision time and the items' seconds.
+        let now_ns = self.clock.now_nanos();
+        let now = rel_secs(now_ns);
         self.check_flush(now);
-        let located: Vec<(u64, usize)> = keys
+        let located: SmallVec<[(u64, usize); 4]> = keys
             .iter()
             .map(|k| {
                 let (hash, _, idx) = self.locate(k);
                 (hash, idx)
             })
             .collect();
-        let mut order: Vec<usize> = located.iter().map(|&(_, i)| i).collect();
+        let mut order: SmallVec<[usize; 4]> = located.iter().map(|&(_, i)| i).collect();
         order.sort_unstable();
         order.dedup();
-        let mut guards: Vec<_> = order.iter().map(|&i| self.shards[i].lock()).collect();
+        let mut guards: SmallVec<[_; 4]> = order.iter().map(|&i| self.shards[i].lock()).collect();
         let guard_of = |shard: usize| order.binary_search(&shard).expect("locked shard");
 
         // Read phase: drop expired items, find live slots.
-        let mut slots = Vec::with_capacity(keys.len());
+        let mut slots: SmallVec<[Option<u32>; 4]> = SmallVec::new();
         for (k, &(hash, shard)) in keys.iter().zip(&located) {
             let g = &mut guards[guard_of(shard)];
             slots.push(match self.lookup(g, hash, k, now) {
@@ -1011,9 +1018,8 @@ impl Store {
                 _ => None,
             });
         }
-        let now_ns = self.clock.now_nanos();
         let (result, writes) = {
-            let values: Vec<Option<Current<'_>>> = slots
+            let values: SmallVec<[Option<Current<'_>>; 4]> = slots
                 .iter()
                 .zip(&located)
                 .map(|(slot, &(_, shard))| {
@@ -1030,7 +1036,7 @@ impl Store {
         };
 
         // Reserve the memory of every write first, so they happen all or none.
-        let mut plans = Vec::new();
+        let mut plans: SmallVec<[_; 4]> = SmallVec::new();
         let mut reserved = 0u64;
         for (i, w) in writes.into_iter().enumerate() {
             let Some(w) = w else { continue };
@@ -1061,7 +1067,6 @@ impl Store {
         }
 
         // Write phase. Evictions above may have removed keys of this call: look them up again.
-        let now_ns = self.clock.now_nanos();
         for (i, hash, g, w, class, charge, extra) in plans {
             let shard = &mut guards[g];
             let exptime = match w.ttl_ns {
@@ -1083,7 +1088,12 @@ impl Store {
             }
             match slot {
                 Some(slot) => {
-                    shard.replace_data(slot, &w.value, class, charge as usize);
+                    if shard.item(slot).value().len() == w.value.len() {
+                        // Same size (a rate limiter's state usually is): overwrite in place.
+                        shard.item_mut(slot).value_mut().copy_from_slice(&w.value);
+                    } else {
+                        shard.replace_data(slot, &w.value, class, charge as usize);
+                    }
                     shard.set_exptime(slot, exptime);
                     let it = shard.item_mut(slot);
                     it.cas = cas;
@@ -1202,7 +1212,12 @@ impl Store {
 }
 
 fn rel_now(clock: &SharedClock) -> u32 {
-    (clock.now_nanos() / 1_000_000_000).min(u64::from(u32::MAX - TIME_BASE)) as u32 + TIME_BASE
+    rel_secs(clock.now_nanos())
+}
+
+/// The store's relative second of a clock reading.
+fn rel_secs(nanos: u64) -> u32 {
+    (nanos / 1_000_000_000).min(u64::from(u32::MAX - TIME_BASE)) as u32 + TIME_BASE
 }
 
 #[cfg(test)]

@@ -302,10 +302,14 @@ impl Shard {
 
     /// Changes the expiry of the item in `slot`, rescheduling it.
     pub fn set_exptime(&mut self, slot: u32, exptime: u32) {
-        let (bucket, idx) = {
+        let (bucket, idx, old) = {
             let it = self.item(slot);
-            (it.wheel_bucket, it.wheel_idx)
+            (it.wheel_bucket, it.wheel_idx, it.exptime)
         };
+        if old == exptime && (exptime == 0 || bucket != NO_BUCKET) {
+            // Same expiry second: the wheel entry stays where it is.
+            return;
+        }
         if bucket != NO_BUCKET {
             self.unschedule_at(bucket, idx);
             self.item_mut(slot).wheel_bucket = NO_BUCKET;

@@ -470,15 +470,15 @@ fn update_many_is_all_or_nothing_and_sees_live_values() {
                 vals.iter().map(|v| v.map(|v| v.value.to_vec())).collect();
             let writes = vec![
                 Some(Write {
-                    value: b"A".to_vec(),
+                    value: b"A"[..].into(),
                     ttl_ns: Some(1_500_000_000),
                 }),
                 Some(Write {
-                    value: b"B".to_vec(),
+                    value: b"B"[..].into(),
                     ttl_ns: None,
                 }),
             ];
-            (seen, writes)
+            (seen, writes.into())
         })
         .unwrap();
     assert_eq!(seen, vec![Some(b"1".to_vec()), None]);
@@ -505,13 +505,13 @@ fn update_many_refuses_what_cannot_fit() {
     let r = s.update_many(&[b"a", b"b"], |_, _| {
         (
             (),
-            vec![
+            smallvec::smallvec![
                 Some(Write {
-                    value: vec![0; 10],
+                    value: smallvec::smallvec![0; 10],
                     ttl_ns: None,
                 }),
                 Some(Write {
-                    value: vec![0; 5000],
+                    value: smallvec::smallvec![0; 5000],
                     ttl_ns: None,
                 }),
             ],
@@ -547,7 +547,7 @@ fn update_many_serialises_concurrent_callers() {
                                     std::str::from_utf8(v.value).unwrap().parse().unwrap()
                                 });
                                 Some(Write {
-                                    value: (n + 1).to_string().into_bytes(),
+                                    value: (n + 1).to_string().as_bytes().into(),
                                     ttl_ns: None,
                                 })
                             })
