@@ -19,7 +19,7 @@ use crate::protocol::binary::{
     write_response, write_stat, Command, Decoded, Header, RateLimitArgs, Request, StoreOp,
     NO_AUTOVIVIFY,
 };
-use crate::ratelimit::{apply, ApplyError, Limit};
+use crate::ratelimit::{ApplyError, Limit};
 use crate::stats::{self, PrefixOp, ServerStats};
 use crate::store::{MetaArith, StoreMode, StoreOptions, StoreOutcome};
 
@@ -628,7 +628,8 @@ fn stat(ctx: &Context, h: &Header, key: &[u8], out: &mut BytesMut, consumed: usi
     Done::new(consumed)
 }
 
-/// The rate-limit opcodes (see `docs/ratelimit.md`), counted as `dispatch::ratelimit` counts.
+/// The rate-limit opcodes (see `docs/ratelimit.md`), decided and counted by
+/// [`super::dispatch::decide_counted`] as every protocol's rate-limit command is.
 fn ratelimit(
     ctx: &Context,
     h: &Header,
@@ -638,8 +639,8 @@ fn ratelimit(
     out: &mut BytesMut,
     consumed: usize,
 ) -> Done {
-    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
     let Some(a) = args else {
+        ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
         ServerStats::add(&ctx.stats.ratelimit_errors, 1);
         return error(out, h, status::EINVAL, consumed);
     };
@@ -648,15 +649,9 @@ fn ratelimit(
         algorithm: a.algorithm,
         params: a.params,
     };
-    match apply(&ctx.store, &[limit], a.mode) {
+    match super::dispatch::decide_counted(ctx, &[limit], a.mode) {
         Ok(v) => {
             let d = &v.overall;
-            let counter = if d.allowed {
-                &ctx.stats.ratelimit_allowed
-            } else {
-                &ctx.stats.ratelimit_denied
-            };
-            ServerStats::add(counter, 1);
             if !(quiet && d.allowed) {
                 let st = if d.allowed {
                     status::SUCCESS
@@ -668,7 +663,6 @@ fn ratelimit(
             Done::new(consumed)
         }
         Err(e) => {
-            ServerStats::add(&ctx.stats.ratelimit_errors, 1);
             match e {
                 ApplyError::Incompatible => {
                     write_error_msg(out, h, status::DELTA_BADVAL, "key holds incompatible value")

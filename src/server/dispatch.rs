@@ -9,7 +9,7 @@ use super::Context;
 use crate::protocol::limits::{write_decision, write_meta_decision, MetaLimit, Target};
 use crate::protocol::text::{write_number, write_reply, write_stat, write_value};
 use crate::protocol::{Reply, Request, StatsKind, StoreKind};
-use crate::ratelimit::{apply, ApplyError, Limit, Mode};
+use crate::ratelimit::{apply, ApplyError, Limit, Mode, Verdict};
 use crate::stats::{self, PrefixOp, ServerStats};
 use crate::store::{DeltaOutcome, StoreMode, StoreOutcome};
 
@@ -180,34 +180,44 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
 /// `ml`: one limit, answered in the meta format (`q` hides `HD`).
 fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
     ServerStats::add(&ctx.stats.cmd_meta, 1);
-    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
     let limit = Limit {
         key: &req.key,
         algorithm: req.algorithm,
         params: req.params,
     };
-    match apply(&ctx.store, &[limit], req.mode) {
+    match decide_counted(ctx, &[limit], req.mode) {
         Ok(v) => {
-            let counter = if v.overall.allowed {
-                &ctx.stats.ratelimit_allowed
-            } else {
-                &ctx.stats.ratelimit_denied
-            };
-            ServerStats::add(counter, 1);
             if !(req.quiet && v.overall.allowed) {
                 write_meta_decision(out, req, &v.overall);
             }
         }
-        Err(e) => {
-            ServerStats::add(&ctx.stats.ratelimit_errors, 1);
-            write_reply(
-                out,
-                match e {
-                    ApplyError::Incompatible => Reply::ClientError("key holds incompatible value"),
-                    ApplyError::NoMemory => Reply::ServerError("out of memory storing object"),
-                },
-            );
-        }
+        Err(e) => write_reply(out, apply_error_reply(e)),
+    }
+}
+
+/// Decides `limits` atomically and counts the request in the rate-limit stats (`cmd_ratelimit`
+/// and one of allowed, denied, errors). Every protocol's rate-limit command goes through here.
+pub fn decide_counted(
+    ctx: &Context,
+    limits: &[Limit<'_>],
+    mode: Mode,
+) -> Result<Verdict, ApplyError> {
+    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
+    let r = apply(&ctx.store, limits, mode);
+    let counter = match &r {
+        Ok(v) if v.overall.allowed => &ctx.stats.ratelimit_allowed,
+        Ok(_) => &ctx.stats.ratelimit_denied,
+        Err(_) => &ctx.stats.ratelimit_errors,
+    };
+    ServerStats::add(counter, 1);
+    r
+}
+
+/// The text reply for a rate-limit request that could not be decided.
+fn apply_error_reply(e: ApplyError) -> Reply {
+    match e {
+        ApplyError::Incompatible => Reply::ClientError("key holds incompatible value"),
+        ApplyError::NoMemory => Reply::ServerError("out of memory storing object"),
     }
 }
 
@@ -228,15 +238,8 @@ pub fn ratelimit(
     multi: bool,
     out: &mut BytesMut,
 ) {
-    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
-    match apply(&ctx.store, limits, mode) {
+    match decide_counted(ctx, limits, mode) {
         Ok(v) => {
-            let counter = if v.overall.allowed {
-                &ctx.stats.ratelimit_allowed
-            } else {
-                &ctx.stats.ratelimit_denied
-            };
-            ServerStats::add(counter, 1);
             if noreply {
                 return;
             }
@@ -248,14 +251,7 @@ pub fn ratelimit(
                 write_reply(out, Reply::End);
             }
         }
-        Err(e) => {
-            ServerStats::add(&ctx.stats.ratelimit_errors, 1);
-            let r = match e {
-                ApplyError::Incompatible => Reply::ClientError("key holds incompatible value"),
-                ApplyError::NoMemory => Reply::ServerError("out of memory storing object"),
-            };
-            reply(out, r, noreply);
-        }
+        Err(e) => reply(out, apply_error_reply(e), noreply),
     }
 }
 
