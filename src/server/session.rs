@@ -98,10 +98,7 @@ impl Session {
                     return Flow::Continue;
                 }
                 self.need = 0;
-                let (head, rest) = rbuf.split_at(nl + 1);
-                let key_start = key.as_ptr() as usize - head.as_ptr() as usize;
-                let key = &head[key_start..key_start + key.len()];
-                dispatch::store(ctx, p, key, &rest[..len + 2], out);
+                dispatch::store(ctx, p, key, &rbuf[nl + 1..total], out);
                 rbuf.advance(total);
                 continue;
             }
