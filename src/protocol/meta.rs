@@ -128,8 +128,8 @@ fn err(r: &'static str) -> Reply {
 fn preparse(req: &mut MetaRequest<'_>) -> Result<(), &'static str> {
     let mut seen = [false; 128];
     let mut error: Option<&'static str> = None;
-    let tokens = req.tokens.clone();
-    for tok in tokens {
+    for i in 0..req.tokens.len() {
+        let tok = req.tokens[i];
         let o = tok[0];
         if o >= 127 || seen[o as usize] {
             return Err("duplicate flag");

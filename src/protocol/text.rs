@@ -136,13 +136,21 @@ pub fn parse_command(line: &[u8]) -> Request<'_> {
         return ERROR;
     }
     match cmd {
-        b"ml" => {
-            let toks: Vec<&[u8]> = Keys::new(t.from(1)).collect();
-            super::limits::parse_meta_limit(&toks)
-        }
-        [b'm', _] => {
-            let toks: Vec<&[u8]> = Keys::new(t.line).collect();
-            super::meta::parse_meta(&toks, n)
+        b"ml" | [b'm', _] => {
+            // A meta line has at most 20 tokens; only an over-long (refused) line needs more
+            // than the tokenizer's 23, so only then are they collected afresh.
+            let all: Vec<&[u8]>;
+            let toks = if t.rest.is_none() {
+                &t.toks[..t.len]
+            } else {
+                all = Keys::new(t.line).collect();
+                &all[..]
+            };
+            if cmd == b"ml" {
+                super::limits::parse_meta_limit(&toks[1..])
+            } else {
+                super::meta::parse_meta(toks, n)
+            }
         }
         b"get" | b"gets" | b"bget" => {
             if n < 3 {
