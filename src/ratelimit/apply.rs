@@ -4,9 +4,9 @@
 
 use std::borrow::Cow;
 
-use super::{decide, Algorithm, Decision, Mode, Params, State};
+use super::{decide, Algorithm, Decision, Mode, Outcome, Params, State};
 use crate::store::smallvec::SmallVec;
-use crate::store::{Store, UpdateError, Write, Writes};
+use crate::store::{Current, Store, UpdateError, Write, Writes};
 
 /// One limit of a request: the subject and its parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,17 +61,17 @@ fn storage_keys<'a>(limits: &[Limit<'a>]) -> SmallVec<[Cow<'a, [u8]>; 4]> {
 /// Decides `limits` together in `mode` (consume spends every limit only if all allow; peek
 /// writes nothing; refund gives back to every limit).
 pub fn apply(store: &Store, limits: &[Limit<'_>], mode: Mode) -> Result<Verdict, ApplyError> {
+    if let [one] = limits {
+        return apply_one(store, one, mode);
+    }
     let keys = storage_keys(limits);
     let key_refs: SmallVec<[&[u8]; 4]> = keys.iter().map(|k| k.as_ref()).collect();
     let result = store.update_many(&key_refs, |current, now_ns| {
         let mut states: SmallVec<[Option<State>; 4]> = SmallVec::new();
         for (cur, l) in current.iter().zip(limits) {
-            match cur {
-                None => states.push(None),
-                Some(c) => match State::decode(c.value) {
-                    Some(s) if c.internal && s.algorithm() == l.algorithm => states.push(Some(s)),
-                    _ => return (Err(ApplyError::Incompatible), Writes::new()),
-                },
+            match current_state(cur.as_ref(), l) {
+                Ok(s) => states.push(s),
+                Err(e) => return (Err(e), Writes::new()),
             }
         }
         let outcomes: SmallVec<[_; 4]> = limits
@@ -81,19 +81,7 @@ pub fn apply(store: &Store, limits: &[Limit<'_>], mode: Mode) -> Result<Verdict,
             .collect();
         let all_allowed = outcomes.iter().all(|o| o.decision.allowed);
         let writes = if all_allowed && mode != Mode::Peek {
-            outcomes
-                .iter()
-                .map(|o| {
-                    o.new_state.map(|s| {
-                        let mut value = SmallVec::new();
-                        s.encode(&mut value);
-                        Write {
-                            value,
-                            ttl_ns: Some(o.ttl_ns),
-                        }
-                    })
-                })
-                .collect()
+            outcomes.iter().map(state_write).collect()
         } else {
             Writes::new()
         };
@@ -111,6 +99,56 @@ pub fn apply(store: &Store, limits: &[Limit<'_>], mode: Mode) -> Result<Verdict,
                 .expect("a denial")
         };
         (Ok(Verdict { overall, decisions }), writes)
+    });
+    match result {
+        Ok(v) => v,
+        Err(UpdateError::NoMemory) => Err(ApplyError::NoMemory),
+    }
+}
+
+/// The state stored for `limit`, or an error if the key holds something else.
+fn current_state(cur: Option<&Current<'_>>, l: &Limit<'_>) -> Result<Option<State>, ApplyError> {
+    match cur {
+        None => Ok(None),
+        Some(c) => match State::decode(c.value) {
+            Some(s) if c.internal && s.algorithm() == l.algorithm => Ok(Some(s)),
+            _ => Err(ApplyError::Incompatible),
+        },
+    }
+}
+
+/// The write that stores an allowed outcome's new state.
+fn state_write(o: &Outcome) -> Option<Write> {
+    o.new_state.map(|s| {
+        let mut value = SmallVec::new();
+        s.encode(&mut value);
+        Write {
+            value,
+            ttl_ns: Some(o.ttl_ns),
+        }
+    })
+}
+
+/// [`apply`] for a single limit (the common case), over [`Store::update_one`].
+fn apply_one(store: &Store, l: &Limit<'_>, mode: Mode) -> Result<Verdict, ApplyError> {
+    let result = store.update_one(l.key, |cur, now_ns| {
+        let state = match current_state(cur.as_ref(), l) {
+            Ok(s) => s,
+            Err(e) => return (Err(e), None),
+        };
+        let o = decide(l.algorithm, state.as_ref(), &l.params, mode, now_ns);
+        let write = if o.decision.allowed && mode != Mode::Peek {
+            state_write(&o)
+        } else {
+            None
+        };
+        let mut decisions = SmallVec::new();
+        decisions.push(o.decision);
+        let verdict = Verdict {
+            overall: o.decision,
+            decisions,
+        };
+        (Ok(verdict), write)
     });
     match result {
         Ok(v) => v,

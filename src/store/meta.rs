@@ -66,19 +66,19 @@ impl MetaItem<'_> {
     }
     /// Fetched before this request.
     pub fn fetched(&self) -> bool {
-        self.it().fetched
+        self.it().fetched()
     }
     /// Marked stale.
     pub fn stale(&self) -> bool {
-        self.it().stale
+        self.it().stale()
     }
     /// A win token was already handed out.
     pub fn token_sent(&self) -> bool {
-        self.it().token_sent
+        self.it().token_sent()
     }
     /// Records that a win token was handed out.
     pub fn set_token_sent(&mut self) {
-        self.shard.item_mut(self.slot).token_sent = true;
+        self.shard.item_mut(self.slot).set_token_sent(true);
     }
     /// Relative expiry second (0 never), for comparisons with [`Store::rel_exptime`].
     pub fn exptime(&self) -> u32 {
@@ -86,7 +86,7 @@ impl MetaItem<'_> {
     }
     /// Stored with a base64 key (`ms b`): meta replies show the key in base64.
     pub fn key_binary(&self) -> bool {
-        self.it().key_binary
+        self.it().key_binary()
     }
     /// The reply failed and an error replaces it: the request counts in no statistics, and a
     /// late bump ([`MetaGet::late_bump`]) does not happen. Changes already made stay.
@@ -241,10 +241,10 @@ impl Store {
         let bump = if aborted { !how.late_bump } else { true };
         if bump && !how.no_update {
             let it = shard.item_mut(slot);
-            if it.fetched {
-                it.active = true;
+            if it.fetched() {
+                it.set_active(true);
             }
-            it.fetched = true;
+            it.set_fetched(true);
             if it.time + ITEM_UPDATE_INTERVAL < now {
                 it.time = now;
             }
@@ -306,8 +306,8 @@ impl Store {
             }
             let seq = self.next_cas();
             let it = shard.item_mut(slot);
-            it.stale = true;
-            it.token_sent = false;
+            it.set_stale(true);
+            it.set_token_sent(false);
             it.cas = seq;
         } else {
             let it = shard.unlink(slot, Removal::Client, now);

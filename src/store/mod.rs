@@ -3,6 +3,7 @@
 //! wheel per shard that reclaims expired items in the background, and atomic read-modify-write
 //! commands. It knows nothing of sockets or wire formats and reads time only from a [`Clock`].
 
+mod item;
 mod meta;
 mod shard;
 pub mod slab;
@@ -305,6 +306,14 @@ pub struct Write {
     pub ttl_ns: Option<u64>,
 }
 
+/// Slab class, charge and newly reserved bytes of a planned state write.
+#[derive(Debug, Clone, Copy)]
+struct StatePlan {
+    class: u8,
+    charge: u64,
+    extra: u64,
+}
+
 /// The writes an [`Store::update_many`] closure returns, one per key (`None` = keep).
 pub type Writes = SmallVec<[Option<Write>; 1]>;
 
@@ -539,10 +548,10 @@ impl Store {
                     shard.stats.get_hits += 1;
                 }
                 let it = shard.item_mut(slot);
-                if it.fetched {
-                    it.active = true;
+                if it.fetched() {
+                    it.set_active(true);
                 }
-                it.fetched = true;
+                it.set_fetched(true);
                 let class = it.class;
                 shard.class_mut(class).get_hits += 1;
                 let it = shard.item(slot);
@@ -626,7 +635,7 @@ impl Store {
                     // An older writer may still store, but only as a stale value that keeps
                     // the old expiry and win token.
                     let old = shard.item(slot);
-                    stale = Some((old.exptime, old.token_sent));
+                    stale = Some((old.exptime, old.token_sent()));
                     None
                 }
                 (StoreMode::Append | StoreMode::Prepend, Some(slot))
@@ -716,11 +725,12 @@ impl Store {
             };
             item.cas = self.next_cas();
             item.time = now;
-            item.stale = stale.is_some();
-            item.token_sent = stale.is_some_and(|(_, sent)| sent);
+            item.set_stale(stale.is_some());
+            item.set_token_sent(stale.is_some_and(|(_, sent)| sent));
             // memcached's append/prepend build a new item that loses the base64 key mark.
-            item.key_binary =
-                opts.key_binary && !matches!(mode, StoreMode::Append | StoreMode::Prepend);
+            item.set_key_binary(
+                opts.key_binary && !matches!(mode, StoreMode::Append | StoreMode::Prepend),
+            );
             let cas = self.visible_cas(item.cas);
             if let Some(slot) = existing {
                 let old = shard.unlink(slot, Removal::Client, now);
@@ -875,11 +885,11 @@ impl Store {
             // memcached links a new item here: it starts unfetched, fresh and not stale.
             let it = shard.item_mut(slot);
             it.cas = cas;
-            it.fetched = false;
-            it.active = false;
-            it.stale = false;
-            it.token_sent = false;
-            it.key_binary = false;
+            it.set_fetched(false);
+            it.set_active(false);
+            it.set_stale(false);
+            it.set_token_sent(false);
+            it.set_key_binary(false);
         }
         shard.item_mut(slot).time = now;
         let class = shard.item(slot).class;
@@ -1027,7 +1037,7 @@ impl Store {
                         let it = guards[guard_of(shard)].item(s);
                         Current {
                             value: it.value(),
-                            internal: it.internal,
+                            internal: it.internal(),
                         }
                     })
                 })
@@ -1041,79 +1051,144 @@ impl Store {
         for (i, w) in writes.into_iter().enumerate() {
             let Some(w) = w else { continue };
             let (hash, shard) = located[i];
-            let total = slab::item_total(keys[i].len(), w.value.len(), 0, self.use_cas);
-            let Some(class) = self.slabs.class_for(total) else {
+            let g = guard_of(shard);
+            let Some(plan) = self.reserve_state(&mut guards[g], keys[i], &w, slots[i], now) else {
                 self.mem.release(reserved);
                 return Err(UpdateError::NoMemory);
             };
-            let charge = self.slabs.charge(total) as u64;
-            let old_charge =
-                slots[i].map_or(0, |s| u64::from(guards[guard_of(shard)].item(s).charge));
-            let extra = charge.saturating_sub(old_charge);
-            let g = guard_of(shard);
-            let mut ok = self.mem.try_reserve(extra);
-            while !ok
-                && (self.evict_in(&mut guards[g], Some(class), slots[i], now)
-                    || self.evict_in(&mut guards[g], None, slots[i], now))
-            {
-                ok = self.mem.try_reserve(extra);
-            }
-            if !ok {
-                self.mem.release(reserved);
-                return Err(UpdateError::NoMemory);
-            }
-            reserved += extra;
-            plans.push((i, hash, g, w, class, charge, extra));
+            reserved += plan.extra;
+            plans.push((i, hash, g, w, plan));
         }
 
         // Write phase. Evictions above may have removed keys of this call: look them up again.
-        for (i, hash, g, w, class, charge, extra) in plans {
-            let shard = &mut guards[g];
-            let exptime = match w.ttl_ns {
-                None => 0,
-                Some(ttl) => {
-                    let secs = now_ns.saturating_add(ttl).div_ceil(1_000_000_000);
-                    secs.min(u64::from(u32::MAX - TIME_BASE)) as u32 + TIME_BASE
-                }
-            };
-            let cas = self.next_cas();
-            let slot = shard.find(hash, keys[i]);
-            // Settle the charge against what was reserved for this key.
-            let old = slot.map_or(0, |s| u64::from(shard.item(s).charge));
-            let needed = charge as i64 - old as i64 - extra as i64;
-            if needed > 0 {
-                self.mem.force_reserve(needed as u64);
-            } else {
-                self.mem.release(needed.unsigned_abs());
-            }
-            match slot {
-                Some(slot) => {
-                    if shard.item(slot).value().len() == w.value.len() {
-                        // Same size (a rate limiter's state usually is): overwrite in place.
-                        shard.item_mut(slot).value_mut().copy_from_slice(&w.value);
-                    } else {
-                        shard.replace_data(slot, &w.value, class, charge as usize);
-                    }
-                    shard.set_exptime(slot, exptime);
-                    let it = shard.item_mut(slot);
-                    it.cas = cas;
-                    it.time = now;
-                    if !it.internal {
-                        it.internal = true;
-                        shard.stats.internal_items += 1;
-                    }
-                }
-                None => {
-                    let mut item =
-                        Item::new(keys[i], &[&w.value], 0, exptime, class, charge as usize);
-                    item.cas = cas;
-                    item.time = now;
-                    item.internal = true;
-                    shard.link(hash, item);
-                }
-            }
+        for (i, hash, g, w, plan) in plans {
+            self.write_state(&mut guards[g], hash, keys[i], &w, plan, now, now_ns);
         }
         Ok(result)
+    }
+
+    /// [`Store::update_many`] for one key, without the bookkeeping for several shards: the
+    /// path of every single-limit decision.
+    pub fn update_one<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(Option<Current<'_>>, u64) -> (R, Option<Write>),
+    ) -> Result<R, UpdateError> {
+        let now_ns = self.clock.now_nanos();
+        let now = rel_secs(now_ns);
+        self.check_flush(now);
+        let (hash, lock, _) = self.locate(key);
+        let mut shard = lock.lock();
+        let slot = match self.lookup(&mut shard, hash, key, now) {
+            Lookup::Hit(s) => Some(s),
+            _ => None,
+        };
+        let current = slot.map(|s| {
+            let it = shard.item(s);
+            Current {
+                value: it.value(),
+                internal: it.internal(),
+            }
+        });
+        let (result, write) = f(current, now_ns);
+        if let Some(w) = write {
+            let plan = self
+                .reserve_state(&mut shard, key, &w, slot, now)
+                .ok_or(UpdateError::NoMemory)?;
+            self.write_state(&mut shard, hash, key, &w, plan, now, now_ns);
+        }
+        Ok(result)
+    }
+
+    /// Reserves the memory a state write of `key` needs beyond what its current item (`slot`)
+    /// is charged, evicting from the shard if needed. `None`: no room.
+    fn reserve_state(
+        &self,
+        shard: &mut Shard,
+        key: &[u8],
+        w: &Write,
+        slot: Option<u32>,
+        now: u32,
+    ) -> Option<StatePlan> {
+        let total = slab::item_total(key.len(), w.value.len(), 0, self.use_cas);
+        let class = self.slabs.class_for(total)?;
+        let charge = self.slabs.charge(total) as u64;
+        let old_charge = slot.map_or(0, |s| u64::from(shard.item(s).charge));
+        let extra = charge.saturating_sub(old_charge);
+        let mut ok = self.mem.try_reserve(extra);
+        while !ok
+            && (self.evict_in(shard, Some(class), slot, now)
+                || self.evict_in(shard, None, slot, now))
+        {
+            ok = self.mem.try_reserve(extra);
+        }
+        ok.then_some(StatePlan {
+            class,
+            charge,
+            extra,
+        })
+    }
+
+    /// Writes a state planned by [`Store::reserve_state`]: in place when the key is present
+    /// with a value of the same size, else as a new or resized item, marked `internal`.
+    #[allow(clippy::too_many_arguments)]
+    fn write_state(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        key: &[u8],
+        w: &Write,
+        plan: StatePlan,
+        now: u32,
+        now_ns: u64,
+    ) {
+        let StatePlan {
+            class,
+            charge,
+            extra,
+        } = plan;
+        let exptime = match w.ttl_ns {
+            None => 0,
+            Some(ttl) => {
+                let secs = now_ns.saturating_add(ttl).div_ceil(1_000_000_000);
+                secs.min(u64::from(u32::MAX - TIME_BASE)) as u32 + TIME_BASE
+            }
+        };
+        let cas = self.next_cas();
+        let slot = shard.find(hash, key);
+        // Settle the charge against what was reserved for this key.
+        let old = slot.map_or(0, |s| u64::from(shard.item(s).charge));
+        let needed = charge as i64 - old as i64 - extra as i64;
+        if needed > 0 {
+            self.mem.force_reserve(needed as u64);
+        } else {
+            self.mem.release(needed.unsigned_abs());
+        }
+        match slot {
+            Some(slot) => {
+                if shard.item(slot).value().len() == w.value.len() {
+                    // Same size (a rate limiter's state usually is): overwrite in place.
+                    shard.item_mut(slot).value_mut().copy_from_slice(&w.value);
+                } else {
+                    shard.replace_data(slot, &w.value, class, charge as usize);
+                }
+                shard.set_exptime(slot, exptime);
+                let it = shard.item_mut(slot);
+                it.cas = cas;
+                it.time = now;
+                if !it.internal() {
+                    it.set_internal(true);
+                    shard.stats.internal_items += 1;
+                }
+            }
+            None => {
+                let mut item = Item::new(key, &[&w.value], 0, exptime, class, charge as usize);
+                item.cas = cas;
+                item.time = now;
+                item.set_internal(true);
+                shard.link(hash, item);
+            }
+        }
     }
 
     /// Counters summed over all shards.

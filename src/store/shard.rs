@@ -1,112 +1,15 @@
-//! One shard of the store: a hash table of slot numbers over a slab of items, an LRU list per
-//! slab class, the shard's timing wheel, and its counters. Everything here runs under the
+//! One shard of the store: a chained hash table (chain heads, links inside the items) over a
+//! slab of items, an LRU list per slab class, the shard's timing wheel, and its counters. Everything here runs under the
 //! shard's lock; nothing here blocks or does I/O.
-
-use hashbrown::HashTable;
 
 use super::wheel::{Wheel, NO_BUCKET};
 use super::{ClassCounters, ShardStats};
 
-/// End-of-list marker for LRU links.
-const NIL: u32 = u32::MAX;
+pub(crate) use super::item::Item;
+use super::item::NIL;
 
-/// One stored item.
-#[derive(Debug)]
-pub(crate) struct Item {
-    /// Key bytes followed by value bytes.
-    data: Box<[u8]>,
-    pub cas: u64,
-    pub flags: u32,
-    /// Relative expiry second; 0 = never.
-    pub exptime: u32,
-    /// Relative second of the last store or touch.
-    pub time: u32,
-    prev: u32,
-    next: u32,
-    wheel_idx: u32,
-    wheel_bucket: u16,
-    key_len: u8,
-    /// Slab class id (1-based).
-    pub class: u8,
-    /// Fetched at least once since stored.
-    pub fetched: bool,
-    /// Fetched since it last passed the LRU tail (second chance before eviction).
-    pub active: bool,
-    /// Holds server-side state (a rate limiter), not a client's value.
-    pub internal: bool,
-    /// Marked stale by a meta invalidation (`md I`, `ms I`).
-    pub stale: bool,
-    /// A meta win token (`W`) was handed out for this item.
-    pub token_sent: bool,
-    /// Stored by a meta command with a base64 key (`b`): meta replies show the key in base64.
-    pub key_binary: bool,
-    /// Slab bytes this item is charged.
-    pub charge: u32,
-}
-
-impl Item {
-    /// A new unlinked item.
-    pub fn new(
-        key: &[u8],
-        value_parts: &[&[u8]],
-        flags: u32,
-        exptime: u32,
-        class: u8,
-        charge: usize,
-    ) -> Item {
-        let vlen: usize = value_parts.iter().map(|p| p.len()).sum();
-        let mut data = Vec::with_capacity(key.len() + vlen);
-        data.extend_from_slice(key);
-        for p in value_parts {
-            data.extend_from_slice(p);
-        }
-        Item {
-            data: data.into_boxed_slice(),
-            cas: 0,
-            flags,
-            exptime,
-            time: 0,
-            prev: NIL,
-            next: NIL,
-            wheel_idx: 0,
-            wheel_bucket: NO_BUCKET,
-            key_len: key.len() as u8,
-            class,
-            fetched: false,
-            active: false,
-            internal: false,
-            stale: false,
-            token_sent: false,
-            key_binary: false,
-            charge: charge as u32,
-        }
-    }
-
-    /// The key.
-    pub fn key(&self) -> &[u8] {
-        &self.data[..self.key_len as usize]
-    }
-
-    /// The value.
-    pub fn value(&self) -> &[u8] {
-        &self.data[self.key_len as usize..]
-    }
-
-    /// The value, writable in place (its length is fixed).
-    pub fn value_mut(&mut self) -> &mut [u8] {
-        &mut self.data[self.key_len as usize..]
-    }
-
-    /// True if expired at relative second `now`.
-    pub fn is_expired(&self, now: u32) -> bool {
-        self.exptime != 0 && self.exptime <= now
-    }
-
-    /// Bytes memcached reports for this item in `bytes` (key + value + overhead).
-    pub fn size(&self) -> usize {
-        super::slab::item_total(self.key_len as usize, self.value().len(), self.flags, true)
-    }
-}
+/// Chain heads a new shard starts with.
+const MIN_HEADS: usize = 64;
 
 /// Per-class LRU list ends plus the class's counters.
 #[derive(Debug, Default, Clone)]
@@ -140,8 +43,11 @@ pub(crate) enum Removal {
 
 /// A shard.
 pub(crate) struct Shard {
-    table: HashTable<u32>,
-    items: Vec<Option<Item>>,
+    /// Hash chain heads (a power-of-two count), indexed by the hash's low bits.
+    heads: Vec<u32>,
+    /// Linked items.
+    live: usize,
+    items: Vec<Item>,
     free: Vec<u32>,
     classes: Vec<ClassState>,
     wheel: Wheel,
@@ -153,7 +59,8 @@ impl Shard {
     /// An empty shard with `classes` slab classes.
     pub fn new(classes: usize, now: u32, hasher: ahash::RandomState) -> Self {
         Shard {
-            table: HashTable::new(),
+            heads: vec![NIL; MIN_HEADS],
+            live: 0,
             items: Vec::new(),
             free: Vec::new(),
             classes: (0..=classes).map(|_| ClassState::new()).collect(),
@@ -165,7 +72,7 @@ impl Shard {
 
     /// Number of linked items.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.live
     }
 
     /// Per-class state, indexed by class id (index 0 unused).
@@ -185,22 +92,50 @@ impl Shard {
 
     /// The slot holding `key`, expired or not.
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
-        let items = &self.items;
-        self.table
-            .find(hash, |&s| {
-                items[s as usize].as_ref().is_some_and(|it| it.key() == key)
-            })
-            .copied()
+        let mut s = self.heads[self.bucket(hash)];
+        while s != NIL {
+            let it = &self.items[s as usize];
+            if it.key() == key {
+                return Some(s);
+            }
+            s = it.hnext;
+        }
+        None
+    }
+
+    fn bucket(&self, hash: u64) -> usize {
+        hash as usize & (self.heads.len() - 1)
+    }
+
+    /// Doubles the chain heads once the items outnumber them 3:2, as memcached's table does.
+    fn maybe_grow(&mut self) {
+        if self.live <= self.heads.len() + self.heads.len() / 2 {
+            return;
+        }
+        let mut heads = vec![NIL; self.heads.len() * 2];
+        let mask = heads.len() - 1;
+        for (slot, it) in self.items.iter_mut().enumerate() {
+            if it.is_live() {
+                let b = self.hasher.hash_one(it.key()) as usize & mask;
+                it.hnext = heads[b];
+                heads[b] = slot as u32;
+            }
+        }
+        self.heads = heads;
     }
 
     /// The item in `slot`.
     pub fn item(&self, slot: u32) -> &Item {
-        self.items[slot as usize].as_ref().expect("live slot")
+        let it = &self.items[slot as usize];
+        debug_assert!(it.is_live(), "live slot");
+        it
     }
 
     /// The item in `slot`, mutably. Do not change `exptime` here: use [`Shard::set_exptime`].
     pub fn item_mut(&mut self, slot: u32) -> &mut Item {
-        self.items[slot as usize].as_mut().expect("live slot")
+        let it = &mut self.items[slot as usize];
+        debug_assert!(it.is_live(), "live slot");
+        it
     }
 
     /// Links a new item (whose key must not be present) and returns its slot.
@@ -209,21 +144,20 @@ impl Shard {
         let exptime = item.exptime;
         let slot = match self.free.pop() {
             Some(s) => {
-                self.items[s as usize] = Some(item);
+                self.items[s as usize] = item;
                 s
             }
             None => {
-                self.items.push(Some(item));
+                self.items.push(item);
                 (self.items.len() - 1) as u32
             }
         };
-        let items = &self.items;
-        let hasher = &self.hasher;
-        self.table.insert_unique(hash, slot, |&s| {
-            hasher.hash_one(items[s as usize].as_ref().expect("live slot").key())
-        });
+        let b = self.bucket(hash);
+        self.items[slot as usize].hnext = self.heads[b];
+        self.heads[b] = slot;
+        self.live += 1;
         self.lru_push_head(class, slot);
-        let it = self.items[slot as usize].as_ref().expect("live slot");
+        let it = &self.items[slot as usize];
         let (charge, size) = (it.charge as u64, it.size() as u64);
         let cs = &mut self.classes[class as usize];
         cs.counters.count += 1;
@@ -231,16 +165,14 @@ impl Shard {
         cs.counters.requested += size;
         self.stats.curr_items += 1;
         self.stats.total_items += 1;
-        if self.items[slot as usize]
-            .as_ref()
-            .is_some_and(|it| it.internal)
-        {
+        if self.items[slot as usize].internal() {
             self.stats.internal_items += 1;
         }
         self.stats.bytes += size;
         if exptime != 0 {
             self.schedule(slot, exptime);
         }
+        self.maybe_grow();
         slot
     }
 
@@ -255,10 +187,23 @@ impl Shard {
         }
         self.lru_remove(class, slot);
         let hash = self.hasher.hash_one(self.item(slot).key());
-        if let Ok(e) = self.table.find_entry(hash, |&s| s == slot) {
-            e.remove();
+        let b = self.bucket(hash);
+        let next = self.items[slot as usize].hnext;
+        if self.heads[b] == slot {
+            self.heads[b] = next;
+        } else {
+            let mut s = self.heads[b];
+            while s != NIL {
+                let it = &mut self.items[s as usize];
+                if it.hnext == slot {
+                    it.hnext = next;
+                    break;
+                }
+                s = it.hnext;
+            }
         }
-        let item = self.items[slot as usize].take().expect("live slot");
+        self.live -= 1;
+        let item = std::mem::replace(&mut self.items[slot as usize], Item::vacant());
         self.free.push(slot);
         let size = item.size() as u64;
         let cs = &mut self.classes[class as usize];
@@ -267,7 +212,7 @@ impl Shard {
         cs.counters.requested -= size;
         self.stats.curr_items -= 1;
         self.stats.bytes -= size;
-        if item.internal {
+        if item.internal() {
             self.stats.internal_items -= 1;
         }
         match why {
@@ -275,7 +220,7 @@ impl Shard {
             Removal::Expired => {
                 cs.counters.reclaimed += 1;
                 self.stats.reclaimed += 1;
-                if !item.fetched {
+                if !item.fetched() {
                     cs.counters.expired_unfetched += 1;
                     self.stats.expired_unfetched += 1;
                 }
@@ -287,11 +232,11 @@ impl Shard {
                 if item.exptime != 0 {
                     cs.counters.evicted_nonzero += 1;
                 }
-                if !item.fetched {
+                if !item.fetched() {
                     cs.counters.evicted_unfetched += 1;
                     self.stats.evicted_unfetched += 1;
                 }
-                if item.active {
+                if item.active() {
                     cs.counters.evicted_active += 1;
                     self.stats.evicted_active += 1;
                 }
@@ -332,10 +277,8 @@ impl Shard {
         }
         {
             let it = self.item_mut(slot);
-            let mut data = Vec::with_capacity(it.key_len as usize + value.len());
-            data.extend_from_slice(it.key());
-            data.extend_from_slice(value);
-            it.data = data.into_boxed_slice();
+            let key: smallvec::SmallVec<[u8; 64]> = it.key().into();
+            it.fill(&key, &[value]);
             it.class = class;
             it.charge = charge as u32;
         }
@@ -377,8 +320,8 @@ impl Shard {
             if it.is_expired(now) {
                 return Some((tail, Removal::Expired));
             }
-            if it.active {
-                it.active = false;
+            if it.active() {
+                it.set_active(false);
                 self.bump(tail);
                 continue;
             }
@@ -424,10 +367,8 @@ impl Shard {
     pub fn remove_older_than(&mut self, mark: u64, now: u32) -> u64 {
         let mut freed = 0;
         for slot in 0..self.items.len() as u32 {
-            if self.items[slot as usize]
-                .as_ref()
-                .is_some_and(|it| it.cas < mark)
-            {
+            let it = &self.items[slot as usize];
+            if it.is_live() && it.cas < mark {
                 freed += u64::from(self.unlink(slot, Removal::Client, now).charge);
             }
         }
