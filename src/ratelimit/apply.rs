@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::{decide, Algorithm, Decision, Mode, Outcome, Params, State};
+use super::{decide, Algorithm, Decision, Mode, Outcome, Params, State, MAX_ENCODED_LEN};
 use crate::store::smallvec::SmallVec;
 use crate::store::{Current, Store, UpdateError, Write, Writes};
 
@@ -120,10 +120,10 @@ fn current_state(cur: Option<&Current<'_>>, l: &Limit<'_>) -> Result<Option<Stat
 /// The write that stores an allowed outcome's new state.
 fn state_write(o: &Outcome) -> Option<Write> {
     o.new_state.map(|s| {
-        let mut value = SmallVec::new();
-        s.encode(&mut value);
+        let mut buf = [0u8; MAX_ENCODED_LEN];
+        let n = s.encode_into(&mut buf);
         Write {
-            value,
+            value: SmallVec::from_slice(&buf[..n]),
             ttl_ns: Some(o.ttl_ns),
         }
     })

@@ -133,29 +133,41 @@ impl State {
 
     /// Appends the encoding of this state to `out` (at most [`MAX_ENCODED_LEN`] bytes).
     pub fn encode(&self, out: &mut impl Extend<u8>) {
+        let mut buf = [0u8; MAX_ENCODED_LEN];
+        let n = self.encode_into(&mut buf);
+        out.extend(buf[..n].iter().copied());
+    }
+
+    /// Writes the encoding of this state to the front of `buf` and returns its length.
+    pub fn encode_into(&self, buf: &mut [u8; MAX_ENCODED_LEN]) -> usize {
         let id = match self {
             State::Gcra(_) => ID_GCRA,
             State::Fixed { .. } => ID_FIXED,
             State::Sliding { .. } => ID_SLIDING,
         };
-        out.extend([MAGIC, (VERSION << 4) | id]);
+        let mut n = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[n..n + bytes.len()].copy_from_slice(bytes);
+            n += bytes.len();
+        };
+        put(&[MAGIC, (VERSION << 4) | id]);
         match *self {
             State::Gcra(t) => match u64::try_from(t.ns) {
-                Ok(ns) if t.frac == 0 => out.extend(ns.to_be_bytes()),
+                Ok(ns) if t.frac == 0 => put(&ns.to_be_bytes()),
                 Ok(ns) => {
-                    out.extend(ns.to_be_bytes());
-                    out.extend(t.frac.to_be_bytes());
-                    out.extend(t.den.to_be_bytes());
+                    put(&ns.to_be_bytes());
+                    put(&t.frac.to_be_bytes());
+                    put(&t.den.to_be_bytes());
                 }
                 Err(_) => {
-                    out.extend(t.ns.to_be_bytes());
-                    out.extend(t.frac.to_be_bytes());
-                    out.extend(t.den.to_be_bytes());
+                    put(&t.ns.to_be_bytes());
+                    put(&t.frac.to_be_bytes());
+                    put(&t.den.to_be_bytes());
                 }
             },
             State::Fixed { last_ns, count } => {
-                out.extend(last_ns.to_be_bytes());
-                out.extend(count.to_be_bytes());
+                put(&last_ns.to_be_bytes());
+                put(&count.to_be_bytes());
             }
             State::Sliding {
                 curr_last_ns,
@@ -164,10 +176,11 @@ impl State {
                 prev,
             } => {
                 for v in [curr_last_ns, curr, prev_last_ns, prev] {
-                    out.extend(v.to_be_bytes());
+                    put(&v.to_be_bytes());
                 }
             }
         }
+        n
     }
 
     /// The encoding as a fresh vector.

@@ -306,6 +306,18 @@ pub struct Write {
     pub ttl_ns: Option<u64>,
 }
 
+/// The relative expiry second of a state written at `now_ns` with `ttl_ns` to live (rounded
+/// up: a state never expires early); 0 = never.
+fn state_exptime(now_ns: u64, ttl_ns: Option<u64>) -> u32 {
+    match ttl_ns {
+        None => 0,
+        Some(ttl) => {
+            let secs = now_ns.saturating_add(ttl).div_ceil(1_000_000_000);
+            secs.min(u64::from(u32::MAX - TIME_BASE)) as u32 + TIME_BASE
+        }
+    }
+}
+
 /// Slab class, charge and newly reserved bytes of a planned state write.
 #[derive(Debug, Clone, Copy)]
 struct StatePlan {
@@ -1092,6 +1104,19 @@ impl Store {
         });
         let (result, write) = f(current, now_ns);
         if let Some(w) = write {
+            if let Some(s) = slot {
+                let it = shard.item(s);
+                if it.internal() && it.flags == 0 && it.value().len() == w.value.len() {
+                    // A state of unchanged size: same charge, so no reservation; write in place.
+                    let cas = self.next_cas();
+                    shard.item_mut(s).value_mut().copy_from_slice(&w.value);
+                    shard.set_exptime(s, state_exptime(now_ns, w.ttl_ns));
+                    let it = shard.item_mut(s);
+                    it.cas = cas;
+                    it.time = now;
+                    return Ok(result);
+                }
+            }
             let plan = self
                 .reserve_state(&mut shard, key, &w, slot, now)
                 .ok_or(UpdateError::NoMemory)?;
@@ -1147,13 +1172,7 @@ impl Store {
             charge,
             extra,
         } = plan;
-        let exptime = match w.ttl_ns {
-            None => 0,
-            Some(ttl) => {
-                let secs = now_ns.saturating_add(ttl).div_ceil(1_000_000_000);
-                secs.min(u64::from(u32::MAX - TIME_BASE)) as u32 + TIME_BASE
-            }
-        };
+        let exptime = state_exptime(now_ns, w.ttl_ns);
         let cas = self.next_cas();
         let slot = shard.find(hash, key);
         // Settle the charge against what was reserved for this key.
