@@ -21,6 +21,7 @@ use crate::protocol::binary::{
 };
 use crate::ratelimit::{ApplyError, Limit};
 use crate::stats::{self, PrefixOp, ServerStats};
+use crate::store::smallvec::SmallVec;
 use crate::store::{MetaArith, StoreMode, StoreOptions, StoreOutcome};
 
 /// Requests memcached runs per read event before it flushes and yields.
@@ -90,6 +91,12 @@ impl BinarySession {
     pub fn process(&mut self, ctx: &Context, rbuf: &mut BytesMut, out: &mut BytesMut) -> Flow {
         // Replies written out since the last call were flushed.
         self.committed = self.committed.min(out.len());
+        if self.swallow == 0 && self.need == 0 {
+            let keys = batch_keys(rbuf);
+            if keys.len() > 1 {
+                ctx.store.prefetch(&keys);
+            }
+        }
         let mut batch = 0;
         loop {
             if self.swallow > 0 {
@@ -674,12 +681,56 @@ fn ratelimit(
     }
 }
 
+/// Frames of a pipelined batch whose keys are prefetched at most.
+const PREFETCH_FRAMES: usize = 16;
+
+/// The keys of the complete request frames at the front of `buf` (up to [`PREFETCH_FRAMES`]),
+/// for [`crate::store::Store::prefetch`]. Stops at the first frame that is incomplete or not a
+/// request; a hint only.
+fn batch_keys(buf: &[u8]) -> SmallVec<[&[u8]; PREFETCH_FRAMES]> {
+    let mut keys = SmallVec::new();
+    let mut rest = buf;
+    while keys.len() < PREFETCH_FRAMES && rest.len() >= 24 && rest[0] == 0x80 {
+        let key_len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        let ext_len = usize::from(rest[4]);
+        let body = u32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]) as usize;
+        let Some(frame) = rest.get(..24 + body) else {
+            break;
+        };
+        if let Some(key) = frame.get(24 + ext_len..24 + ext_len + key_len) {
+            if !key.is_empty() {
+                keys.push(key);
+            }
+        }
+        rest = &rest[24 + body..];
+    }
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
     use crate::protocol::binary::{HEADER_LEN, REQ_MAGIC};
     use proptest::prelude::*;
+
+    #[test]
+    fn batch_keys_walk_complete_frames() {
+        let mut buf = Vec::new();
+        crate::protocol::binary::encode_request(&mut buf, 0x00, b"k1", &[], &[], 0, 1);
+        crate::protocol::binary::encode_request(&mut buf, 0x01, b"k2", &[0; 8], b"value", 0, 2);
+        crate::protocol::binary::encode_request(&mut buf, 0x0a, b"", &[], &[], 0, 3); // noop
+        crate::protocol::binary::encode_request(&mut buf, 0x00, b"k3", &[], &[], 0, 4);
+        let whole = buf.len();
+        crate::protocol::binary::encode_request(&mut buf, 0x00, b"k4", &[], &[], 0, 5);
+        let keys: Vec<&[u8]> = batch_keys(&buf[..whole + 25]).into_iter().collect();
+        assert_eq!(
+            keys,
+            vec![&b"k1"[..], b"k2", b"k3"],
+            "k4's frame is incomplete"
+        );
+        assert!(batch_keys(b"get k1\r\n").is_empty(), "not a binary frame");
+    }
 
     fn req(op: u8, key: &[u8], extras: &[u8], value: &[u8], cas: u64, opaque: u32) -> Vec<u8> {
         let mut v = Vec::new();

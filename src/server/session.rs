@@ -11,8 +11,9 @@ use crate::protocol::limits::parse_limit_line;
 use crate::protocol::meta::MetaCmd;
 use crate::protocol::text::write_reply;
 use crate::protocol::text::{may_be_long_multiget, parse_command};
-use crate::protocol::{Request, MAX_LINE_WITHOUT_NEWLINE, MAX_MULTIGET_LINE};
+use crate::protocol::{Request, KEY_MAX_LENGTH, MAX_LINE_WITHOUT_NEWLINE, MAX_MULTIGET_LINE};
 use crate::ratelimit::Mode;
+use crate::store::smallvec::SmallVec;
 
 /// Per-connection protocol state.
 #[derive(Debug, Default)]
@@ -40,6 +41,9 @@ impl Session {
                     return flow;
                 }
             }
+        }
+        if self.swallow == 0 && self.need == 0 {
+            prefetch_batch(ctx, rbuf);
         }
         loop {
             if self.swallow > 0 {
@@ -191,10 +195,104 @@ impl Session {
     }
 }
 
+/// Lines of a pipelined batch whose keys are prefetched at most (the rest wait their turn).
+const PREFETCH_LINES: usize = 16;
+
+/// Warms the cache for the keys of a pipelined batch (the second token of each of the first
+/// [`PREFETCH_LINES`] lines), so their lookups' memory misses overlap. A hint only: a
+/// storage command's data line is skipped, and a wrong guess costs a wasted prefetch.
+fn prefetch_batch(ctx: &Context, buf: &[u8]) {
+    match memchr::memchr(b'\n', buf) {
+        Some(nl) if nl + 1 < buf.len() => {}
+        _ => return, // zero or one line: nothing to overlap
+    }
+    let keys = batch_keys(buf);
+    if keys.len() > 1 {
+        ctx.store.prefetch(&keys);
+    }
+}
+
+/// The keys [`prefetch_batch`] warms: the second token of each complete line, up to
+/// [`PREFETCH_LINES`], skipping the data line after a storage command.
+fn batch_keys(buf: &[u8]) -> SmallVec<[&[u8]; PREFETCH_LINES]> {
+    let mut keys: SmallVec<[&[u8]; PREFETCH_LINES]> = SmallVec::new();
+    let mut rest = buf;
+    let mut data_next = false;
+    while keys.len() < PREFETCH_LINES {
+        let Some(nl) = memchr::memchr(b'\n', rest) else {
+            break;
+        };
+        let line = &rest[..nl];
+        rest = &rest[nl + 1..];
+        if std::mem::take(&mut data_next) {
+            continue;
+        }
+        let mut toks = line
+            .strip_suffix(b"\r")
+            .unwrap_or(line)
+            .split(|&b| b == b' ')
+            .filter(|t| !t.is_empty());
+        let (Some(cmd), Some(key)) = (toks.next(), toks.next()) else {
+            continue;
+        };
+        data_next = matches!(
+            cmd,
+            b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas" | b"ms"
+        );
+        if key.len() <= KEY_MAX_LENGTH {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn batch_keys_take_second_tokens_and_skip_data_lines() {
+        let buf =
+            b"get a\r\nset b 0 0 3\r\nget\r\nratelimit  c 10 1s\r\nmg d v\r\nincr e 1\r\npartial f";
+        let keys: Vec<&[u8]> = batch_keys(buf).into_iter().collect();
+        // "get" right after the set is its data line; "partial f" has no newline yet.
+        assert_eq!(keys, vec![&b"a"[..], b"b", b"c", b"d", b"e"]);
+        let many: Vec<u8> = (0..40)
+            .flat_map(|i| format!("get k{i}\r\n").into_bytes())
+            .collect();
+        assert_eq!(batch_keys(&many).len(), PREFETCH_LINES);
+        let long = format!("get {}\r\nget x\r\n", "k".repeat(251));
+        assert_eq!(
+            batch_keys(long.as_bytes()).into_iter().collect::<Vec<_>>(),
+            vec![&b"x"[..]]
+        );
+    }
+
+    #[test]
+    fn prefetching_a_batch_while_shards_grow_is_harmless() {
+        // Prefetch reads the chain heads without a lock while another thread grows them.
+        let ctx = std::sync::Arc::new(Context::for_tests(Config::default()));
+        let writer = {
+            let ctx = ctx.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    let key = format!("key{i}");
+                    ctx.store
+                        .store(crate::store::StoreMode::Set, key.as_bytes(), 0, 0, b"v");
+                }
+            })
+        };
+        let batch: Vec<u8> = (0..16)
+            .flat_map(|i| format!("get key{i}\r\n").into_bytes())
+            .collect();
+        while !writer.is_finished() {
+            prefetch_batch(&ctx, &batch);
+        }
+        writer.join().unwrap();
+        let (out, _) = run(&ctx, b"get key19999\r\n");
+        assert_eq!(out, b"VALUE key19999 0 1\r\nv\r\nEND\r\n");
+    }
 
     fn run(ctx: &Context, input: &[u8]) -> (Vec<u8>, Flow) {
         let mut s = Session::new();

@@ -10,6 +10,7 @@ pub mod slab;
 pub mod wheel;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crossbeam::utils::CachePadded;
 use parking_lot::Mutex;
@@ -18,7 +19,7 @@ use smallvec::SmallVec;
 use crate::clock::SharedClock;
 use crate::numeric;
 pub use meta::{MetaArith, MetaDelete, MetaGet, MetaItem};
-use shard::{Item, Removal, Shard};
+use shard::{Item, Removal, Shard, ShardIndex};
 use slab::SlabClasses;
 pub use smallvec;
 
@@ -380,6 +381,8 @@ impl MemAccount {
 /// The sharded store.
 pub struct Store {
     shards: Box<[CachePadded<Mutex<Shard>>]>,
+    /// Per shard, where its chain heads and items are, for [`Store::prefetch`].
+    index: Box<[Arc<ShardIndex>]>,
     shard_shift: u32,
     hasher: ahash::RandomState,
     slabs: SlabClasses,
@@ -409,11 +412,17 @@ impl Store {
         );
         let hasher = ahash::RandomState::new();
         let now = rel_now(&clock);
-        let shards = (0..n)
-            .map(|_| CachePadded::new(Mutex::new(Shard::new(slabs.len(), now, hasher.clone()))))
+        let index: Box<[Arc<ShardIndex>]> = (0..n).map(|_| ShardIndex::new()).collect();
+        let shards = index
+            .iter()
+            .map(|ix| {
+                let shard = Shard::new(slabs.len(), now, hasher.clone(), ix.clone());
+                CachePadded::new(Mutex::new(shard))
+            })
             .collect();
         Store {
             shards,
+            index,
             shard_shift: 64 - n.trailing_zeros(),
             hasher,
             slabs,
@@ -465,13 +474,34 @@ impl Store {
         (exptime + i64::from(self.now())).min(i64::from(u32::MAX)) as u32
     }
 
-    fn locate(&self, key: &[u8]) -> (u64, &Mutex<Shard>, usize) {
-        let hash = self.hasher.hash_one(key);
-        let idx = if self.shard_shift == 64 {
+    /// Warms the CPU cache for lookups of `keys` about to come (a pipelined batch): first the
+    /// chain head of every key, then the item each head names, so the misses of the batch
+    /// overlap instead of stalling one lookup after another. Takes no lock and changes nothing.
+    pub fn prefetch(&self, keys: &[&[u8]]) {
+        let guard = crossbeam::epoch::pin();
+        let mut located: SmallVec<[(u64, usize); 16]> = SmallVec::new();
+        for key in keys {
+            let hash = self.hasher.hash_one(key);
+            let idx = self.shard_index(hash);
+            self.index[idx].prefetch_head(hash, &guard);
+            located.push((hash, idx));
+        }
+        for (hash, idx) in located {
+            self.index[idx].prefetch_item(hash, &guard);
+        }
+    }
+
+    fn shard_index(&self, hash: u64) -> usize {
+        if self.shard_shift == 64 {
             0
         } else {
             (hash >> self.shard_shift) as usize
-        };
+        }
+    }
+
+    fn locate(&self, key: &[u8]) -> (u64, &Mutex<Shard>, usize) {
+        let hash = self.hasher.hash_one(key);
+        let idx = self.shard_index(hash);
         (hash, &self.shards[idx], idx)
     }
 

@@ -5,11 +5,102 @@
 use super::wheel::{Wheel, NO_BUCKET};
 use super::{ClassCounters, ShardStats};
 
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+
 pub(crate) use super::item::Item;
 use super::item::NIL;
 
 /// Chain heads a new shard starts with.
 const MIN_HEADS: usize = 64;
+
+/// The chain heads of a shard. Written only under the shard's lock; read without it (by
+/// [`ShardIndex::prefetch`]), hence atomics, which compile to plain loads and stores.
+pub(crate) struct Heads {
+    slots: Box<[AtomicU32]>,
+}
+
+impl Heads {
+    fn new(n: usize) -> Box<Heads> {
+        Box::new(Heads {
+            slots: (0..n).map(|_| AtomicU32::new(NIL)).collect(),
+        })
+    }
+
+    fn get(&self, b: usize) -> u32 {
+        self.slots[b].load(Ordering::Relaxed)
+    }
+
+    fn set(&self, b: usize, slot: u32) {
+        self.slots[b].store(slot, Ordering::Relaxed)
+    }
+}
+
+/// Where a shard's chain heads and items are, published for lock-free prefetching: a
+/// pipelined batch warms the cache lines of all its keys before the first lookup takes a lock.
+/// Only hints come from here: nothing read through it is trusted or written.
+pub(crate) struct ShardIndex {
+    heads: AtomicPtr<Heads>,
+    items: AtomicPtr<Item>,
+    items_len: AtomicUsize,
+}
+
+impl ShardIndex {
+    /// An index for a shard not created yet ([`Shard::new`] publishes its heads).
+    pub fn new() -> Arc<ShardIndex> {
+        Arc::new(ShardIndex {
+            heads: AtomicPtr::new(std::ptr::null_mut()),
+            items: AtomicPtr::new(std::ptr::null_mut()),
+            items_len: AtomicUsize::new(0),
+        })
+    }
+
+    /// First pass: asks the CPU to load the chain head of `hash`.
+    pub fn prefetch_head(&self, hash: u64, _guard: &crossbeam::epoch::Guard) {
+        let heads = self.heads.load(Ordering::Acquire);
+        if heads.is_null() {
+            return;
+        }
+        // SAFETY: a published `Heads` is freed only through the epoch, after every guard
+        // pinned when it was retired (ours included) is dropped.
+        let heads = unsafe { &*heads };
+        let b = hash as usize & (heads.slots.len() - 1);
+        prefetch(heads.slots[b].as_ptr() as *const u8);
+    }
+
+    /// Second pass: reads the chain head of `hash` (loaded by the first pass, with luck) and
+    /// asks the CPU to load the item it names. The head may be stale; the load is only a hint.
+    pub fn prefetch_item(&self, hash: u64, _guard: &crossbeam::epoch::Guard) {
+        let heads = self.heads.load(Ordering::Acquire);
+        if heads.is_null() {
+            return;
+        }
+        // SAFETY: as in `prefetch_head`.
+        let heads = unsafe { &*heads };
+        let slot = heads.slots[hash as usize & (heads.slots.len() - 1)].load(Ordering::Relaxed);
+        let items = self.items.load(Ordering::Acquire);
+        if slot == NIL || slot as usize >= self.items_len.load(Ordering::Acquire) {
+            return;
+        }
+        // The address is computed, never dereferenced: a prefetch of a freed or reallocated
+        // block is harmless.
+        let p = items.wrapping_add(slot as usize) as *const u8;
+        prefetch(p);
+        prefetch(p.wrapping_add(std::mem::size_of::<Item>() - 1));
+    }
+}
+
+/// Asks the CPU to bring the cache line of `p` into L1; never faults, whatever `p` is.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 only hints the cache; it does not access memory architecturally.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
 /// Per-class LRU list ends plus the class's counters.
 #[derive(Debug, Default, Clone)]
@@ -44,7 +135,9 @@ pub(crate) enum Removal {
 /// A shard.
 pub(crate) struct Shard {
     /// Hash chain heads (a power-of-two count), indexed by the hash's low bits.
-    heads: Vec<u32>,
+    heads: Box<Heads>,
+    /// Where [`Shard::heads`] and the items are, for lock-free prefetching.
+    index: Arc<ShardIndex>,
     /// Linked items.
     live: usize,
     items: Vec<Item>,
@@ -57,9 +150,20 @@ pub(crate) struct Shard {
 
 impl Shard {
     /// An empty shard with `classes` slab classes.
-    pub fn new(classes: usize, now: u32, hasher: ahash::RandomState) -> Self {
+    pub fn new(
+        classes: usize,
+        now: u32,
+        hasher: ahash::RandomState,
+        index: Arc<ShardIndex>,
+    ) -> Self {
+        let heads = Heads::new(MIN_HEADS);
+        // The box's address stays put when the shard moves.
+        index
+            .heads
+            .store(&*heads as *const Heads as *mut Heads, Ordering::Release);
         Shard {
-            heads: vec![NIL; MIN_HEADS],
+            heads,
+            index,
             live: 0,
             items: Vec::new(),
             free: Vec::new(),
@@ -92,7 +196,7 @@ impl Shard {
 
     /// The slot holding `key`, expired or not.
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
-        let mut s = self.heads[self.bucket(hash)];
+        let mut s = self.heads.get(self.bucket(hash));
         while s != NIL {
             let it = &self.items[s as usize];
             if it.key() == key {
@@ -104,24 +208,31 @@ impl Shard {
     }
 
     fn bucket(&self, hash: u64) -> usize {
-        hash as usize & (self.heads.len() - 1)
+        hash as usize & (self.heads.slots.len() - 1)
     }
 
     /// Doubles the chain heads once the items outnumber them 3:2, as memcached's table does.
     fn maybe_grow(&mut self) {
-        if self.live <= self.heads.len() + self.heads.len() / 2 {
+        let n = self.heads.slots.len();
+        if self.live <= n + n / 2 {
             return;
         }
-        let mut heads = vec![NIL; self.heads.len() * 2];
-        let mask = heads.len() - 1;
+        let heads = Heads::new(n * 2);
+        let mask = n * 2 - 1;
         for (slot, it) in self.items.iter_mut().enumerate() {
             if it.is_live() {
                 let b = self.hasher.hash_one(it.key()) as usize & mask;
-                it.hnext = heads[b];
-                heads[b] = slot as u32;
+                it.hnext = heads.get(b);
+                heads.set(b, slot as u32);
             }
         }
-        self.heads = heads;
+        let old = std::mem::replace(&mut self.heads, heads);
+        self.index.heads.store(
+            &*self.heads as *const Heads as *mut Heads,
+            Ordering::Release,
+        );
+        // A prefetcher may still read the old array: free it once every pinned one is done.
+        crossbeam::epoch::pin().defer(move || drop(old));
     }
 
     /// The item in `slot`.
@@ -149,12 +260,18 @@ impl Shard {
             }
             None => {
                 self.items.push(item);
+                self.index
+                    .items
+                    .store(self.items.as_mut_ptr(), Ordering::Release);
+                self.index
+                    .items_len
+                    .store(self.items.len(), Ordering::Release);
                 (self.items.len() - 1) as u32
             }
         };
         let b = self.bucket(hash);
-        self.items[slot as usize].hnext = self.heads[b];
-        self.heads[b] = slot;
+        self.items[slot as usize].hnext = self.heads.get(b);
+        self.heads.set(b, slot);
         self.live += 1;
         self.lru_push_head(class, slot);
         let it = &self.items[slot as usize];
@@ -189,10 +306,10 @@ impl Shard {
         let hash = self.hasher.hash_one(self.item(slot).key());
         let b = self.bucket(hash);
         let next = self.items[slot as usize].hnext;
-        if self.heads[b] == slot {
-            self.heads[b] = next;
+        if self.heads.get(b) == slot {
+            self.heads.set(b, next);
         } else {
-            let mut s = self.heads[b];
+            let mut s = self.heads.get(b);
             while s != NIL {
                 let it = &mut self.items[s as usize];
                 if it.hnext == slot {
