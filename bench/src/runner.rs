@@ -502,7 +502,8 @@ pub async fn run_target(target: &Target, load: &Load, base: &Spec) -> ServerResu
     };
     let duration = load.duration.unwrap_or(Duration::from_secs(3600));
     let watch = target.workload == Workload::Fill && spec.ttl > 0 && load.watch_expiry.is_some();
-    let items_before = if watch {
+    let is_fill = target.workload == Workload::Fill;
+    let items_before = if is_fill {
         match connect(&target.addr).await {
             Ok(mut s) => count_items(&mut s, target.protocol).await.ok(),
             Err(_) => None,
@@ -532,6 +533,29 @@ pub async fn run_target(target: &Target, load: &Load, base: &Spec) -> ServerResu
     let machine_after = procfs::machine_busy_micros().ok();
     let rss_after = target.pid.and_then(|p| procfs::rss_bytes(p).ok());
     let stored = tally.outcomes[2];
+    // Bytes per item count the items the server still holds: a server that evicted during the
+    // fill must not look smaller for it.
+    let held = if is_fill && !watch {
+        match connect(&target.addr).await {
+            Ok(mut s) => count_items(&mut s, target.protocol)
+                .await
+                .ok()
+                .map(|n| n.saturating_sub(items_before.unwrap_or(0))),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let per_item_count = match held {
+        Some(h) if h < stored => {
+            eprintln!(
+                "warning: {}: {stored} items stored but {h} held (evicted?): bytes per item are over the {h} held",
+                target.name
+            );
+            h
+        }
+        _ => stored,
+    };
     let expiry = match load.watch_expiry {
         Some(bound) if watch => {
             let base = items_before.unwrap_or(0);
@@ -603,8 +627,8 @@ pub async fn run_target(target: &Target, load: &Load, base: &Spec) -> ServerResu
         rss_before,
         rss_after,
         rss_bytes_per_item: match (rss_before, rss_after) {
-            (Some(a), Some(b)) if target.workload == Workload::Fill && stored > 0 => {
-                Some((b as f64 - a as f64) / stored as f64)
+            (Some(a), Some(b)) if is_fill && per_item_count > 0 => {
+                Some((b as f64 - a as f64) / per_item_count as f64)
             }
             _ => None,
         },

@@ -142,13 +142,18 @@ pub fn check(spec: &Spec, e: &Expect, key: &[u8], expected: &mut BytesMut, buf: 
             _ => wrong("incr: expected a counter >= 1"),
         },
         OpKind::RateLimit => {
-            let t: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-            let nums: Vec<Option<u64>> = t.iter().skip(1).map(|x| parse_u64(x)).collect();
-            match (t.first(), nums.as_slice()) {
-                (Some(&v), [Some(cap), Some(rem), Some(retry), Some(_reset)])
+            // No allocation per reply: the load generator must stay cheaper than the server.
+            let mut t = line.split(|&b| b == b' ');
+            let verdict = t.next();
+            let mut nums = [None; 4];
+            for n in nums.iter_mut() {
+                *n = t.next().and_then(parse_u64);
+            }
+            match (verdict, nums, t.next()) {
+                (Some(v), [Some(cap), Some(rem), Some(retry), Some(_reset)], None)
                     if v == b"ALLOWED" || v == b"DENIED" =>
                 {
-                    check_verdict(spec, v == b"ALLOWED", *cap, *rem, *retry)
+                    check_verdict(spec, v == b"ALLOWED", cap, rem, retry)
                         .map_err(|why| format!("ratelimit: {why}: got {}", quote(frame)))
                 }
                 _ => wrong("ratelimit: expected ALLOWED|DENIED and four numbers"),
