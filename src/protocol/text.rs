@@ -26,7 +26,7 @@ struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     fn new(line: &'a [u8]) -> Self {
-        let line = match line.iter().position(|&b| b == 0) {
+        let line = match memchr::memchr(0, line) {
             Some(nul) => &line[..nul],
             None => line,
         };

@@ -580,3 +580,42 @@ fn update_many_serialises_concurrent_callers() {
         .sum();
     assert_eq!(total, expected);
 }
+
+#[test]
+fn chained_table_survives_growth_and_removal_from_chain_middles() {
+    // One shard, so 5,000 keys grow the chain heads from 64 several times and chains are long
+    // enough that deletes unlink from their middles; values cross the inline/heap boundary.
+    let (s, _) = store_with(StoreConfig {
+        shards: 1,
+        memory_limit: 1 << 30,
+        ..StoreConfig::default()
+    });
+    let key = |i: u32| format!("key:{i}").into_bytes();
+    let value = |i: u32| vec![b'a' + (i % 26) as u8; (i % 40) as usize];
+    for i in 0..5_000 {
+        assert_eq!(
+            s.store(StoreMode::Set, &key(i), 0, 0, &value(i)),
+            StoreOutcome::Stored
+        );
+    }
+    for i in (0..5_000).step_by(3) {
+        assert!(s.delete(&key(i)), "{i}");
+    }
+    for i in (1..5_000).step_by(7) {
+        // Grow inline values onto the heap and shrink heap values inline, in place.
+        s.store(StoreMode::Set, &key(i), 0, 0, &value(i + 20));
+    }
+    for i in 0..5_000 {
+        // The rewrite loop also stores again some of the deleted keys.
+        let want = if i % 7 == 1 {
+            Some(value(i + 20))
+        } else if i % 3 == 0 {
+            None
+        } else {
+            Some(value(i))
+        };
+        assert_eq!(get(&s, &key(i)), want, "key {i}");
+    }
+    let live = (0..5_000).filter(|i| i % 7 == 1 || i % 3 != 0).count();
+    assert_eq!(s.len(), live);
+}
