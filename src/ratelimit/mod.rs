@@ -3,7 +3,7 @@
 //! This module owns the model shared by every protocol ([`Algorithm`], [`Mode`], [`Params`],
 //! [`Decision`]), the per-key [`State`] and its byte encoding, the period syntax
 //! ([`parse_period`]) and [`decide`]: `(state, params, mode, now) -> (decision, new state, ttl)`.
-//! The math does no I/O and reads no clock; [`apply`] runs it on the store's atomic
+//! The math does no I/O and reads no clock; [`apply()`] runs it on the store's atomic
 //! read-modify-write ([`crate::store::Store::update_many`]) for one key or a set of keys.
 //!
 //! # Exactness

@@ -1,7 +1,7 @@
 //! The item store: power-of-two shards picked by the key's hash, each behind its own lock, with
 //! memcached's slab-class memory accounting, a memory limit enforced by LRU eviction, a timing
 //! wheel per shard that reclaims expired items in the background, and atomic read-modify-write
-//! commands. It knows nothing of sockets or wire formats and reads time only from a [`Clock`].
+//! commands. It knows nothing of sockets or wire formats and reads time only from a [`Clock`](crate::clock::Clock).
 
 mod item;
 mod meta;

@@ -1,6 +1,7 @@
 //! One shard of the store: a chained hash table (chain heads, links inside the items) over a
-//! slab of items, an LRU list per slab class, the shard's timing wheel, and its counters. Everything here runs under the
-//! shard's lock; nothing here blocks or does I/O.
+//! slab of items, an LRU list per slab class, the shard's timing wheel, and its counters.
+//! Everything here runs under the shard's lock, except the prefetch hints of [`ShardIndex`];
+//! nothing here blocks or does I/O.
 
 use super::wheel::{Wheel, NO_BUCKET};
 use super::{ClassCounters, ShardStats};
@@ -15,7 +16,7 @@ use super::item::NIL;
 const MIN_HEADS: usize = 64;
 
 /// The chain heads of a shard. Written only under the shard's lock; read without it (by
-/// [`ShardIndex::prefetch`]), hence atomics, which compile to plain loads and stores.
+/// [`ShardIndex::prefetch_item`]), hence atomics, which compile to plain loads and stores.
 pub(crate) struct Heads {
     slots: Box<[AtomicU32]>,
 }
