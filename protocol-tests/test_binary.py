@@ -658,8 +658,10 @@ def test_stat_counters_of_binary_commands(make_server):
         counters = (
             "cmd_get cmd_set cmd_touch cmd_flush get_hits get_misses get_expired get_flushed "
             "delete_hits delete_misses incr_hits incr_misses decr_hits decr_misses cas_hits "
-            "cas_misses cas_badval touch_hits touch_misses curr_items total_items"
+            "cas_misses cas_badval touch_hits touch_misses total_items"
         ).split()
+        # curr_items is left out: after the flush, memcached's LRU crawler and ratecached's
+        # sweep drop the flushed items in the background, so it is 2 or 0 depending on timing.
         delta = {k: after[k.encode()] - before[k.encode()] for k in counters}
         delta = {k: v for k, v in delta.items() if v}
         assert delta == {
@@ -674,7 +676,6 @@ def test_stat_counters_of_binary_commands(make_server):
             "incr_hits": 1,
             "incr_misses": 1,
             "delete_misses": 1,
-            "curr_items": 2,
             "total_items": 2,
         }
 
