@@ -1,23 +1,28 @@
-//! One stored item: an 80-byte header with the key and value inline when they fit in
-//! [`INLINE`] bytes (a counter or a rate-limit state with a short key), on the heap otherwise.
+//! One stored item: 72 bytes, with the key and value inline when they fit in [`INLINE`] bytes
+//! (a counter or a rate-limit state with a short key), in one heap block otherwise.
 //!
 //! Keeping small keys inline means a lookup touches the hash chain head and then one item:
 //! the key compare and the value read hit the line the header load already brought in.
 
 use std::ptr::NonNull;
 
+use super::wheel::NO_BUCKET;
+
 /// Key + value bytes kept inside the item itself; longer data goes to one heap block.
-pub(crate) const INLINE: usize = 31;
+pub(crate) const INLINE: usize = 28;
 
 /// End-of-list marker for LRU and hash-chain links.
 pub(crate) const NIL: u32 = u32::MAX;
 
-const FETCHED: u8 = 1;
-const ACTIVE: u8 = 1 << 1;
-const INTERNAL: u8 = 1 << 2;
-const STALE: u8 = 1 << 3;
-const TOKEN_SENT: u8 = 1 << 4;
-const KEY_BINARY: u8 = 1 << 5;
+// The flag bits share a u16 with the timing wheel bucket (9 bits: 384 buckets + "none").
+const BUCKET_BITS: u16 = 0x1ff;
+const FETCHED: u16 = 1 << 9;
+const ACTIVE: u16 = 1 << 10;
+const INTERNAL: u16 = 1 << 11;
+const STALE: u16 = 1 << 12;
+const TOKEN_SENT: u16 = 1 << 13;
+const KEY_BINARY: u16 = 1 << 14;
+const _: () = assert!(super::wheel::BUCKETS < BUCKET_BITS as usize);
 
 /// One stored item (or a vacant slot, with class 0).
 pub(crate) struct Item {
@@ -27,8 +32,6 @@ pub(crate) struct Item {
     pub exptime: u32,
     /// Relative second of the last store or touch.
     pub time: u32,
-    /// Slab bytes this item is charged.
-    pub charge: u32,
     pub(super) prev: u32,
     pub(super) next: u32,
     /// Next slot in the same hash chain.
@@ -36,11 +39,11 @@ pub(crate) struct Item {
     pub(super) wheel_idx: u32,
     /// Key + value length.
     len: u32,
-    pub(super) wheel_bucket: u16,
+    /// The wheel bucket (low 9 bits, all ones for none) and the flag bits above it.
+    bucket_bits: u16,
     key_len: u8,
     /// Slab class id (1-based); 0 marks a vacant slot.
     pub class: u8,
-    bits: u8,
     /// The bytes themselves when `len <= INLINE`, else the heap block's address (unaligned).
     data: [u8; INLINE],
 }
@@ -51,22 +54,15 @@ unsafe impl Send for Item {}
 unsafe impl Sync for Item {}
 
 impl Item {
-    /// A new unlinked item holding `key` followed by the concatenated `value_parts`.
-    pub fn new(
-        key: &[u8],
-        value_parts: &[&[u8]],
-        flags: u32,
-        exptime: u32,
-        class: u8,
-        charge: usize,
-    ) -> Item {
+    /// A new unlinked item holding `key` followed by the concatenated `value_parts`. Its slab
+    /// charge is not stored: it follows from the lengths and flags ([`super::Store`] computes it).
+    pub fn new(key: &[u8], value_parts: &[&[u8]], flags: u32, exptime: u32, class: u8) -> Item {
         debug_assert!(class != 0);
         let mut it = Item::vacant();
         it.fill(key, value_parts);
         it.flags = flags;
         it.exptime = exptime;
         it.class = class;
-        it.charge = charge as u32;
         it
     }
 
@@ -77,16 +73,14 @@ impl Item {
             flags: 0,
             exptime: 0,
             time: 0,
-            charge: 0,
             prev: NIL,
             next: NIL,
             hnext: NIL,
             wheel_idx: 0,
             len: 0,
-            wheel_bucket: super::wheel::NO_BUCKET,
+            bucket_bits: BUCKET_BITS,
             key_len: 0,
             class: 0,
-            bits: 0,
             data: [0; INLINE],
         }
     }
@@ -179,20 +173,51 @@ impl Item {
         self.exptime != 0 && self.exptime <= now
     }
 
+    /// Slab bytes this item is charged: the chunk memcached would give it. A function of its
+    /// lengths and flags, so it is computed rather than stored.
+    pub fn charge(&self, slabs: &super::slab::SlabClasses, use_cas: bool) -> u64 {
+        let total = super::slab::item_total(
+            self.key_len as usize,
+            self.len as usize - self.key_len as usize,
+            self.flags,
+            use_cas,
+        );
+        slabs.charge(total) as u64
+    }
+
     /// Bytes memcached reports for this item in `bytes` (key + value + overhead).
     pub fn size(&self) -> usize {
         super::slab::item_total(self.key_len as usize, self.value().len(), self.flags, true)
     }
 
-    fn flag(&self, bit: u8) -> bool {
-        self.bits & bit != 0
+    /// The timing wheel bucket holding this item, or [`NO_BUCKET`].
+    pub(super) fn wheel_bucket(&self) -> u16 {
+        match self.bucket_bits & BUCKET_BITS {
+            BUCKET_BITS => NO_BUCKET,
+            b => b,
+        }
     }
 
-    fn set_flag(&mut self, bit: u8, on: bool) {
-        if on {
-            self.bits |= bit;
+    /// Records the wheel bucket ([`NO_BUCKET`]: none).
+    pub(super) fn set_wheel_bucket(&mut self, bucket: u16) {
+        let b = if bucket == NO_BUCKET {
+            BUCKET_BITS
         } else {
-            self.bits &= !bit;
+            debug_assert!(bucket < BUCKET_BITS);
+            bucket
+        };
+        self.bucket_bits = (self.bucket_bits & !BUCKET_BITS) | b;
+    }
+
+    fn flag(&self, bit: u16) -> bool {
+        self.bucket_bits & bit != 0
+    }
+
+    fn set_flag(&mut self, bit: u16, on: bool) {
+        if on {
+            self.bucket_bits |= bit;
+        } else {
+            self.bucket_bits &= !bit;
         }
     }
 
@@ -261,7 +286,7 @@ impl std::fmt::Debug for Item {
             .field("flags", &self.flags)
             .field("exptime", &self.exptime)
             .field("class", &self.class)
-            .field("bits", &self.bits)
+            .field("bucket_bits", &self.bucket_bits)
             .finish()
     }
 }
@@ -271,24 +296,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn item_is_eighty_bytes() {
-        assert_eq!(std::mem::size_of::<Item>(), 80);
+    fn item_is_seventy_two_bytes() {
+        assert_eq!(std::mem::size_of::<Item>(), 72);
     }
 
     #[test]
     fn inline_and_heap_data_round_trip() {
-        for (klen, vlen) in [
-            (1, 0),
-            (20, 8),
-            (20, 11),
-            (20, 12),
-            (3, 200),
-            (250, 1 << 16),
-        ] {
+        for (klen, vlen) in [(1, 0), (20, 8), (20, 9), (20, 12), (3, 200), (250, 1 << 16)] {
             let key: Vec<u8> = (0..klen).map(|i| b'a' + (i % 26) as u8).collect();
             let value: Vec<u8> = (0..vlen).map(|i| (i * 7) as u8).collect();
             let (a, b) = value.split_at(vlen / 2);
-            let mut it = Item::new(&key, &[a, b], 5, 9, 1, 96);
+            let mut it = Item::new(&key, &[a, b], 5, 9, 1);
             assert_eq!(it.key(), &key[..]);
             assert_eq!(it.value(), &value[..]);
             if let Some(v) = it.value_mut().first_mut() {
@@ -305,12 +323,20 @@ mod tests {
 
     #[test]
     fn flag_bits_are_independent() {
-        let mut it = Item::new(b"k", &[b"v"], 0, 0, 1, 96);
+        let mut it = Item::new(b"k", &[b"v"], 0, 0, 1);
         it.set_fetched(true);
         it.set_stale(true);
         assert!(it.fetched() && it.stale());
         assert!(!it.active() && !it.internal() && !it.token_sent() && !it.key_binary());
         it.set_fetched(false);
         assert!(!it.fetched() && it.stale());
+        // The wheel bucket shares the word and leaves the flags alone.
+        assert_eq!(it.wheel_bucket(), NO_BUCKET);
+        it.set_wheel_bucket(383);
+        assert_eq!(it.wheel_bucket(), 383);
+        assert!(it.stale() && !it.fetched());
+        it.set_wheel_bucket(NO_BUCKET);
+        assert_eq!(it.wheel_bucket(), NO_BUCKET);
+        assert!(it.stale());
     }
 }

@@ -176,7 +176,7 @@ impl Store {
         if !ok {
             return None;
         }
-        let mut item = Item::new(key, &[value], 0, exptime, class, charge as usize);
+        let mut item = Item::new(key, &[value], 0, exptime, class);
         item.cas = self.next_cas();
         item.time = now;
         Some(shard.link(hash, item))
@@ -311,7 +311,7 @@ impl Store {
             it.cas = seq;
         } else {
             let it = shard.unlink(slot, Removal::Client, now);
-            self.mem.release(u64::from(it.charge));
+            self.mem.release(it.charge(&self.slabs, self.use_cas));
             shard.stats.delete_hits += 1;
             shard.class_mut(it.class).delete_hits += 1;
         }

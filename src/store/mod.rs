@@ -416,7 +416,7 @@ impl Store {
         let shards = index
             .iter()
             .map(|ix| {
-                let shard = Shard::new(slabs.len(), now, hasher.clone(), ix.clone());
+                let shard = Shard::new(slabs.clone(), cfg.use_cas, now, hasher.clone(), ix.clone());
                 CachePadded::new(Mutex::new(shard))
             })
             .collect();
@@ -547,12 +547,12 @@ impl Store {
             None => Lookup::Miss,
             Some(slot) if shard.item(slot).is_expired(now) => {
                 let it = shard.unlink(slot, Removal::Expired, now);
-                self.mem.release(u64::from(it.charge));
+                self.mem.release(it.charge(&self.slabs, self.use_cas));
                 Lookup::Expired
             }
             Some(slot) if shard.item(slot).cas < self.flushed_below.load(Ordering::Acquire) => {
                 let it = shard.unlink(slot, Removal::Client, now);
-                self.mem.release(u64::from(it.charge));
+                self.mem.release(it.charge(&self.slabs, self.use_cas));
                 Lookup::Flushed
             }
             Some(slot) => Lookup::Hit(slot),
@@ -722,7 +722,7 @@ impl Store {
                     // memcached drops the old value rather than leave it stale.
                     if let Some(slot) = existing {
                         let it = shard.unlink(slot, Removal::Client, now);
-                        self.mem.release(u64::from(it.charge));
+                        self.mem.release(it.charge(&self.slabs, self.use_cas));
                     }
                 }
                 return (StoreOutcome::TooLarge, 0);
@@ -752,7 +752,7 @@ impl Store {
                 if mode == StoreMode::Set {
                     if let Lookup::Hit(slot) = self.lookup(&mut shard, hash, key, now) {
                         let it = shard.unlink(slot, Removal::Client, now);
-                        self.mem.release(u64::from(it.charge));
+                        self.mem.release(it.charge(&self.slabs, self.use_cas));
                     }
                 }
                 return (StoreOutcome::NoMemory, 0);
@@ -763,7 +763,7 @@ impl Store {
                     (StoreMode::Prepend, Some(s)) => [value, shard.item(s).value()],
                     _ => [value, &[]],
                 };
-                Item::new(key, &parts, flags, rel, class, charge as usize)
+                Item::new(key, &parts, flags, rel, class)
             };
             item.cas = self.next_cas();
             item.time = now;
@@ -776,7 +776,7 @@ impl Store {
             let cas = self.visible_cas(item.cas);
             if let Some(slot) = existing {
                 let old = shard.unlink(slot, Removal::Client, now);
-                self.mem.release(u64::from(old.charge));
+                self.mem.release(old.charge(&self.slabs, self.use_cas));
             }
             shard.link(hash, item);
             let cs = shard.class_mut(class);
@@ -796,7 +796,7 @@ impl Store {
                 if Some(slot) != keep && (why == Removal::Expired || !self.no_evict) =>
             {
                 let it = shard.unlink(slot, why, now);
-                self.mem.release(u64::from(it.charge));
+                self.mem.release(it.charge(&self.slabs, self.use_cas));
                 true
             }
             _ => false,
@@ -834,7 +834,7 @@ impl Store {
         if drop_existing {
             if let Lookup::Hit(slot) = self.lookup(&mut shard, hash, key, now) {
                 let it = shard.unlink(slot, Removal::Client, now);
-                self.mem.release(u64::from(it.charge));
+                self.mem.release(it.charge(&self.slabs, self.use_cas));
             }
         }
     }
@@ -848,7 +848,7 @@ impl Store {
         match self.lookup(&mut shard, hash, key, now) {
             Lookup::Hit(slot) => {
                 let it = shard.unlink(slot, Removal::Client, now);
-                self.mem.release(u64::from(it.charge));
+                self.mem.release(it.charge(&self.slabs, self.use_cas));
                 shard.stats.delete_hits += 1;
                 shard.class_mut(it.class).delete_hits += 1;
                 true
@@ -918,12 +918,12 @@ impl Store {
             let total = slab::item_total(it.key().len(), digits.len(), it.flags, self.use_cas);
             let new_class = self.slabs.class_for(total).unwrap_or(class);
             let charge = self.slabs.charge(total);
-            let old_charge = u64::from(it.charge);
+            let old_charge = it.charge(&self.slabs, self.use_cas);
             // A counter grows by a few bytes at most: take them even past the limit rather
             // than fail an increment; the next store evicts to pay it back.
             self.mem.force_reserve(charge as u64);
             self.mem.release(old_charge);
-            shard.replace_data(slot, digits, new_class, charge);
+            shard.replace_data(slot, digits, new_class);
             // memcached links a new item here: it starts unfetched, fresh and not stale.
             let it = shard.item_mut(slot);
             it.cas = cas;
@@ -1019,7 +1019,7 @@ impl Store {
                 let mut shard = lock.lock();
                 while let Some(slot) = shard.next_expired(now, &mut budget) {
                     let it = shard.unlink(slot, Removal::Expired, now);
-                    self.mem.release(u64::from(it.charge));
+                    self.mem.release(it.charge(&self.slabs, self.use_cas));
                     reclaimed += 1;
                 }
                 if budget > 0 {
@@ -1168,7 +1168,7 @@ impl Store {
         let total = slab::item_total(key.len(), w.value.len(), 0, self.use_cas);
         let class = self.slabs.class_for(total)?;
         let charge = self.slabs.charge(total) as u64;
-        let old_charge = slot.map_or(0, |s| u64::from(shard.item(s).charge));
+        let old_charge = slot.map_or(0, |s| shard.charge(s));
         let extra = charge.saturating_sub(old_charge);
         let mut ok = self.mem.try_reserve(extra);
         while !ok
@@ -1206,7 +1206,7 @@ impl Store {
         let cas = self.next_cas();
         let slot = shard.find(hash, key);
         // Settle the charge against what was reserved for this key.
-        let old = slot.map_or(0, |s| u64::from(shard.item(s).charge));
+        let old = slot.map_or(0, |s| shard.charge(s));
         let needed = charge as i64 - old as i64 - extra as i64;
         if needed > 0 {
             self.mem.force_reserve(needed as u64);
@@ -1219,7 +1219,7 @@ impl Store {
                     // Same size (a rate limiter's state usually is): overwrite in place.
                     shard.item_mut(slot).value_mut().copy_from_slice(&w.value);
                 } else {
-                    shard.replace_data(slot, &w.value, class, charge as usize);
+                    shard.replace_data(slot, &w.value, class);
                 }
                 shard.set_exptime(slot, exptime);
                 let it = shard.item_mut(slot);
@@ -1231,7 +1231,7 @@ impl Store {
                 }
             }
             None => {
-                let mut item = Item::new(key, &[&w.value], 0, exptime, class, charge as usize);
+                let mut item = Item::new(key, &[&w.value], 0, exptime, class);
                 item.cas = cas;
                 item.time = now;
                 item.set_internal(true);
@@ -1322,7 +1322,7 @@ impl Store {
             }
             Lookup::Hit(slot) => {
                 let it = shard.unlink(slot, Removal::Client, now);
-                self.mem.release(u64::from(it.charge));
+                self.mem.release(it.charge(&self.slabs, self.use_cas));
                 shard.stats.delete_hits += 1;
                 shard.class_mut(it.class).delete_hits += 1;
                 MetaDelete::Deleted

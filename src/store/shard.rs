@@ -3,6 +3,7 @@
 //! Everything here runs under the shard's lock, except the prefetch hints of [`ShardIndex`];
 //! nothing here blocks or does I/O.
 
+use super::slab::SlabClasses;
 use super::wheel::{Wheel, NO_BUCKET};
 use super::{ClassCounters, ShardStats};
 
@@ -146,17 +147,22 @@ pub(crate) struct Shard {
     classes: Vec<ClassState>,
     wheel: Wheel,
     hasher: ahash::RandomState,
+    /// The slab classes, to compute items' charges.
+    slabs: SlabClasses,
+    use_cas: bool,
     pub stats: ShardStats,
 }
 
 impl Shard {
     /// An empty shard with `classes` slab classes.
     pub fn new(
-        classes: usize,
+        slabs: SlabClasses,
+        use_cas: bool,
         now: u32,
         hasher: ahash::RandomState,
         index: Arc<ShardIndex>,
     ) -> Self {
+        let classes = slabs.len();
         let heads = Heads::new(MIN_HEADS);
         // The box's address stays put when the shard moves.
         index
@@ -171,8 +177,15 @@ impl Shard {
             classes: (0..=classes).map(|_| ClassState::new()).collect(),
             wheel: Wheel::new(now),
             hasher,
+            slabs,
+            use_cas,
             stats: ShardStats::default(),
         }
+    }
+
+    /// Slab bytes the item in `slot` is charged.
+    pub fn charge(&self, slot: u32) -> u64 {
+        self.item(slot).charge(&self.slabs, self.use_cas)
     }
 
     /// Number of linked items.
@@ -276,7 +289,7 @@ impl Shard {
         self.live += 1;
         self.lru_push_head(class, slot);
         let it = &self.items[slot as usize];
-        let (charge, size) = (it.charge as u64, it.size() as u64);
+        let (charge, size) = (it.charge(&self.slabs, self.use_cas), it.size() as u64);
         let cs = &mut self.classes[class as usize];
         cs.counters.count += 1;
         cs.counters.charged += charge;
@@ -298,7 +311,7 @@ impl Shard {
     pub fn unlink(&mut self, slot: u32, why: Removal, now: u32) -> Item {
         let (class, bucket, idx) = {
             let it = self.item(slot);
-            (it.class, it.wheel_bucket, it.wheel_idx)
+            (it.class, it.wheel_bucket(), it.wheel_idx)
         };
         if bucket != NO_BUCKET {
             self.unschedule_at(bucket, idx);
@@ -326,7 +339,7 @@ impl Shard {
         let size = item.size() as u64;
         let cs = &mut self.classes[class as usize];
         cs.counters.count -= 1;
-        cs.counters.charged -= item.charge as u64;
+        cs.counters.charged -= item.charge(&self.slabs, self.use_cas);
         cs.counters.requested -= size;
         self.stats.curr_items -= 1;
         self.stats.bytes -= size;
@@ -367,7 +380,7 @@ impl Shard {
     pub fn set_exptime(&mut self, slot: u32, exptime: u32) {
         let (bucket, idx, old) = {
             let it = self.item(slot);
-            (it.wheel_bucket, it.wheel_idx, it.exptime)
+            (it.wheel_bucket(), it.wheel_idx, it.exptime)
         };
         if old == exptime && (exptime == 0 || bucket != NO_BUCKET) {
             // Same expiry second: the wheel entry stays where it is.
@@ -375,7 +388,7 @@ impl Shard {
         }
         if bucket != NO_BUCKET {
             self.unschedule_at(bucket, idx);
-            self.item_mut(slot).wheel_bucket = NO_BUCKET;
+            self.item_mut(slot).set_wheel_bucket(NO_BUCKET);
         }
         self.item_mut(slot).exptime = exptime;
         if exptime != 0 {
@@ -385,10 +398,10 @@ impl Shard {
 
     /// Replaces the bytes of the item in `slot` (same key), keeping its place in the table.
     /// The caller settles the memory charge.
-    pub fn replace_data(&mut self, slot: u32, value: &[u8], class: u8, charge: usize) {
+    pub fn replace_data(&mut self, slot: u32, value: &[u8], class: u8) {
         let old_class = self.item(slot).class;
         let old_size = self.item(slot).size() as u64;
-        let old_charge = self.item(slot).charge as u64;
+        let old_charge = self.charge(slot);
         if old_class != class {
             self.lru_remove(old_class, slot);
             self.lru_push_head(class, slot);
@@ -398,16 +411,16 @@ impl Shard {
             let key: smallvec::SmallVec<[u8; 64]> = it.key().into();
             it.fill(&key, &[value]);
             it.class = class;
-            it.charge = charge as u32;
         }
         let new_size = self.item(slot).size() as u64;
+        let charge = self.charge(slot);
         let old = &mut self.classes[old_class as usize];
         old.counters.count -= 1;
         old.counters.charged -= old_charge;
         old.counters.requested -= old_size;
         let new = &mut self.classes[class as usize];
         new.counters.count += 1;
-        new.counters.charged += charge as u64;
+        new.counters.charged += charge;
         new.counters.requested += new_size;
         self.stats.bytes = self.stats.bytes - old_size + new_size;
     }
@@ -468,7 +481,7 @@ impl Shard {
             *budget -= 1;
             let exptime = {
                 let it = self.item_mut(slot);
-                it.wheel_bucket = NO_BUCKET;
+                it.set_wheel_bucket(NO_BUCKET);
                 it.exptime
             };
             if exptime != 0 && exptime <= now {
@@ -487,7 +500,8 @@ impl Shard {
         for slot in 0..self.items.len() as u32 {
             let it = &self.items[slot as usize];
             if it.is_live() && it.cas < mark {
-                freed += u64::from(self.unlink(slot, Removal::Client, now).charge);
+                let it = self.unlink(slot, Removal::Client, now);
+                freed += it.charge(&self.slabs, self.use_cas);
             }
         }
         freed
@@ -510,7 +524,7 @@ impl Shard {
     fn schedule(&mut self, slot: u32, exptime: u32) {
         let (bucket, idx) = self.wheel.insert(slot, exptime);
         let it = self.item_mut(slot);
-        it.wheel_bucket = bucket;
+        it.set_wheel_bucket(bucket);
         it.wheel_idx = idx;
     }
 

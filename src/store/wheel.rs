@@ -15,6 +15,8 @@ const LEVELS: usize = 6;
 
 /// Bucket id meaning "not scheduled".
 pub const NO_BUCKET: u16 = u16::MAX;
+/// Number of buckets (levels x slots); bucket ids run below it.
+pub const BUCKETS: usize = LEVELS * SLOTS;
 
 /// The wheel. Time is in whole seconds of the store's relative clock.
 #[derive(Debug)]
