@@ -1,5 +1,6 @@
-//! One stored item: 72 bytes, with the key and value inline when they fit in [`INLINE`] bytes
-//! (a counter or a rate-limit state with a short key), in one heap block otherwise.
+//! One stored item: 80 bytes, with the key and value inline when they fit in [`INLINE`] bytes
+//! (a counter, or a rate-limit state under a key of up to 25 bytes), in one heap block
+//! otherwise.
 //!
 //! Keeping small keys inline means a lookup touches the hash chain head and then one item:
 //! the key compare and the value read hit the line the header load already brought in.
@@ -9,7 +10,7 @@ use std::ptr::NonNull;
 use super::wheel::NO_BUCKET;
 
 /// Key + value bytes kept inside the item itself; longer data goes to one heap block.
-pub(crate) const INLINE: usize = 28;
+pub(crate) const INLINE: usize = 35;
 
 /// End-of-list marker for LRU and hash-chain links.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -296,13 +297,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn item_is_seventy_two_bytes() {
-        assert_eq!(std::mem::size_of::<Item>(), 72);
+    fn item_is_eighty_bytes() {
+        assert_eq!(std::mem::size_of::<Item>(), 80);
     }
 
     #[test]
     fn inline_and_heap_data_round_trip() {
-        for (klen, vlen) in [(1, 0), (20, 8), (20, 9), (20, 12), (3, 200), (250, 1 << 16)] {
+        for (klen, vlen) in [
+            (1, 0),
+            (20, 8),
+            (20, 15),
+            (20, 16),
+            (3, 200),
+            (250, 1 << 16),
+        ] {
             let key: Vec<u8> = (0..klen).map(|i| b'a' + (i % 26) as u8).collect();
             let value: Vec<u8> = (0..vlen).map(|i| (i * 7) as u8).collect();
             let (a, b) = value.split_at(vlen / 2);
