@@ -3,7 +3,7 @@
 //! otherwise.
 //!
 //! Keeping small keys inline means a lookup touches the hash chain head and then one item:
-//! the key compare and the value read hit the line the header load already brought in.
+//! the key compare and the value read hit the lines the item load already brought in.
 
 use std::ptr::NonNull;
 
@@ -95,18 +95,20 @@ impl Item {
     pub(super) fn fill(&mut self, key: &[u8], value_parts: &[&[u8]]) {
         let len = key.len() + value_parts.iter().map(|p| p.len()).sum::<usize>();
         let len32 = u32::try_from(len).expect("item under 4 GiB");
+        // Allocate before touching `self`, so the item is never left naming a freed block.
+        let block = (len > INLINE).then(|| Box::into_raw(vec![0u8; len].into_boxed_slice()));
         self.free_heap();
         self.key_len = key.len() as u8;
         self.len = len32;
-        let dst: &mut [u8] = if len <= INLINE {
-            &mut self.data[..len]
-        } else {
-            let block: Box<[u8]> = vec![0u8; len].into_boxed_slice();
-            let ptr = Box::into_raw(block) as *mut u8;
-            // SAFETY: `data` has room for a pointer (INLINE >= 8); read back unaligned.
-            unsafe { std::ptr::write_unaligned(self.data.as_mut_ptr() as *mut *mut u8, ptr) };
-            // SAFETY: the block was just allocated with `len` bytes and is owned by `self`.
-            unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+        let dst: &mut [u8] = match block {
+            None => &mut self.data[..len],
+            Some(block) => {
+                let ptr = block as *mut u8;
+                // SAFETY: `data` has room for a pointer (INLINE >= 8); read back unaligned.
+                unsafe { std::ptr::write_unaligned(self.data.as_mut_ptr() as *mut *mut u8, ptr) };
+                // SAFETY: the block was just allocated with `len` bytes and is owned by `self`.
+                unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+            }
         };
         let (k, mut rest) = dst.split_at_mut(key.len());
         k.copy_from_slice(key);
