@@ -1137,13 +1137,9 @@ impl Store {
             if let Some(s) = slot {
                 let it = shard.item(s);
                 if it.internal() && it.flags == 0 && it.value().len() == w.value.len() {
-                    // A state of unchanged size: same charge, so no reservation; write in place.
-                    let cas = self.next_cas();
-                    shard.item_mut(s).value_mut().copy_from_slice(&w.value);
-                    shard.set_exptime(s, state_exptime(now_ns, w.ttl_ns));
-                    let it = shard.item_mut(s);
-                    it.cas = cas;
-                    it.time = now;
+                    // A state of unchanged size: same charge, so no reservation.
+                    let class = it.class;
+                    self.overwrite_state(&mut shard, s, &w, class, now, now_ns);
                     return Ok(result);
                 }
             }
@@ -1202,8 +1198,6 @@ impl Store {
             charge,
             extra,
         } = plan;
-        let exptime = state_exptime(now_ns, w.ttl_ns);
-        let cas = self.next_cas();
         let slot = shard.find(hash, key);
         // Settle the charge against what was reserved for this key.
         let old = slot.map_or(0, |s| shard.charge(s));
@@ -1214,29 +1208,43 @@ impl Store {
             self.mem.release(needed.unsigned_abs());
         }
         match slot {
-            Some(slot) => {
-                if shard.item(slot).value().len() == w.value.len() {
-                    // Same size (a rate limiter's state usually is): overwrite in place.
-                    shard.item_mut(slot).value_mut().copy_from_slice(&w.value);
-                } else {
-                    shard.replace_data(slot, &w.value, class);
-                }
-                shard.set_exptime(slot, exptime);
-                let it = shard.item_mut(slot);
-                it.cas = cas;
-                it.time = now;
-                if !it.internal() {
-                    it.set_internal(true);
-                    shard.stats.internal_items += 1;
-                }
-            }
+            Some(slot) => self.overwrite_state(shard, slot, w, class, now, now_ns),
             None => {
+                let exptime = state_exptime(now_ns, w.ttl_ns);
                 let mut item = Item::new(key, &[&w.value], 0, exptime, class);
-                item.cas = cas;
+                item.cas = self.next_cas();
                 item.time = now;
                 item.set_internal(true);
                 shard.link(hash, item);
             }
+        }
+    }
+
+    /// Writes the state `w` over the item in `slot`: in place when the value keeps its size (a
+    /// rate limiter's state usually does), else resized into `class`; then stamps it as fresh
+    /// server state (expiry, cas, access time, `internal`). The caller settles the charge.
+    fn overwrite_state(
+        &self,
+        shard: &mut Shard,
+        slot: u32,
+        w: &Write,
+        class: u8,
+        now: u32,
+        now_ns: u64,
+    ) {
+        if shard.item(slot).value().len() == w.value.len() {
+            shard.item_mut(slot).value_mut().copy_from_slice(&w.value);
+        } else {
+            shard.replace_data(slot, &w.value, class);
+        }
+        shard.set_exptime(slot, state_exptime(now_ns, w.ttl_ns));
+        let cas = self.next_cas();
+        let it = shard.item_mut(slot);
+        it.cas = cas;
+        it.time = now;
+        if !it.internal() {
+            it.set_internal(true);
+            shard.stats.internal_items += 1;
         }
     }
 
