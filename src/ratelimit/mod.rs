@@ -64,6 +64,8 @@ pub mod policy;
 mod sliding;
 mod state;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;

@@ -129,28 +129,14 @@ pub(super) fn decide(state: Option<&State>, p: &Params, mode: Mode, now_ns: u64)
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{window_params as params, window_step};
     use super::super::{decide, Algorithm, Decision, Mode, Params, State, MAX_PERIOD_NS};
 
     const MS: u64 = 1_000_000;
     const S: u64 = 1_000_000_000;
 
-    fn params(limit: u32, period_ns: u64, cost: u32) -> Params {
-        Params {
-            limit,
-            period_ns,
-            burst: 0,
-            cost,
-        }
-    }
-
     fn run(state: &mut Option<State>, p: &Params, mode: Mode, now: u64) -> Decision {
-        let out = decide(Algorithm::Sliding, state.as_ref(), p, mode, now);
-        assert!(out.decision.allowed || out.new_state.is_none());
-        if let Some(s) = out.new_state {
-            assert_eq!(out.ttl_ns, out.decision.reset_after_ns);
-            *state = Some(s);
-        }
-        out.decision
+        window_step(Algorithm::Sliding, state, p, mode, now)
     }
 
     fn peek(state: &Option<State>, p: &Params, now: u64) -> bool {
