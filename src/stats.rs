@@ -34,6 +34,8 @@ pub struct ServerStats {
     pub auth_cmds: AtomicU64,
     /// Failed authentications.
     pub auth_errors: AtomicU64,
+    /// Connections closed by `-o idle_timeout`.
+    pub idle_kicks: AtomicU64,
     /// `ratelimit` family commands.
     pub cmd_ratelimit: AtomicU64,
     /// Rate-limit requests allowed.
@@ -65,6 +67,7 @@ impl ServerStats {
             &self.cmd_meta,
             &self.auth_cmds,
             &self.auth_errors,
+            &self.idle_kicks,
             &self.cmd_ratelimit,
             &self.ratelimit_allowed,
             &self.ratelimit_denied,
@@ -189,7 +192,7 @@ pub fn general(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    vec![
+    let mut v = vec![
         pair("pid", std::process::id()),
         pair("uptime", uptime),
         pair("time", now),
@@ -287,7 +290,16 @@ pub fn general(
         pair("ratelimit_denied", r(&s.ratelimit_denied)),
         pair("ratelimit_keys", st.internal_items),
         pair("ratelimit_errors", r(&s.ratelimit_errors)),
-    ]
+    ];
+    if cfg.idle_timeout > 0 {
+        // memcached reports it (after auth_errors) only when the idle timeout is on.
+        let at = v
+            .iter()
+            .position(|(k, _)| k == "bytes_read")
+            .unwrap_or(v.len());
+        v.insert(at, pair("idle_kicks", r(&s.idle_kicks)));
+    }
+    v
 }
 
 /// The `stats settings` report.
@@ -344,7 +356,7 @@ pub fn settings(cfg: &Config, store: &Store, s: &ServerStats) -> Vec<Stat> {
         pair("hash_algorithm", "ahash"),
         pair("lru_maintainer_thread", "no"),
         pair("lru_segmented", "no"),
-        pair("idle_timeout", 0),
+        pair("idle_timeout", cfg.idle_timeout),
         pair("track_sizes", "no"),
         pair("shards", store.shard_count()),
         pair("timing_wheel", "yes"),

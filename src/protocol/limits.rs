@@ -201,6 +201,7 @@ pub fn parse_ratelimit_all<'a>(toks: &[&'a [u8]], noreply: bool) -> Request<'a> 
     }
     Request::RateLimitAll {
         count,
+        lines: &[],
         peek,
         noreply,
     }
@@ -331,6 +332,7 @@ mod tests {
         assert_eq!(
             parse_ratelimit_all(&toks("3 peek"), false),
             Request::RateLimitAll {
+                lines: &[],
                 count: 3,
                 peek: true,
                 noreply: false

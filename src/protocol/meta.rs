@@ -118,6 +118,8 @@ pub struct MetaRequest<'a> {
     pub initial: u64,
     /// Value length (`ms` only).
     pub datalen: usize,
+    /// The value (`ms` only; empty until [`super::text::decode`] has framed it).
+    pub data: &'a [u8],
 }
 
 fn err(r: &'static str) -> Reply {
@@ -245,6 +247,7 @@ pub fn parse_meta<'a>(toks: &[&'a [u8]], ntokens: usize) -> Request<'a> {
         delta: 1,
         initial: 0,
         datalen: 0,
+        data: &[],
     };
     let mut first_flag = 2;
     if cmd == MetaCmd::Set {

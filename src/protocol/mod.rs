@@ -1,5 +1,6 @@
-//! Wire protocols. One request/reply model; `text` decodes memcached's classic text protocol
-//! into it and encodes replies. Parsing here knows nothing of sockets or of the store.
+//! Wire protocols: decoders that own framing and turn a connection's buffered bytes into
+//! requests ([`Decode`]), and the encoders of replies. Pure: nothing here knows sockets or the
+//! store, so every decoder is tested and fuzzed on byte slices alone.
 
 pub mod binary;
 pub mod limits;
@@ -13,6 +14,85 @@ pub const MAX_LINE_WITHOUT_NEWLINE: usize = 2048;
 /// Upper bound on a buffered multi-get line (memcached grows its buffer without limit; we stop
 /// a client from making us buffer forever).
 pub const MAX_MULTIGET_LINE: usize = 8 << 20;
+
+/// Largest frame a connection buffers without charging it to the memory limit: a request (a
+/// value, a long multi-get line) that needs more is reserved against `-m` first.
+pub const SMALL_FRAME: usize = 16 * 1024;
+
+/// What a decoder finds at the start of a connection's buffered bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decode<T> {
+    /// A complete request.
+    Frame(Frame<T>),
+    /// Not enough bytes yet: decode again once the buffer holds `need` bytes (always more
+    /// than it holds now, and bounded by the decoder's limits).
+    Incomplete {
+        /// Bytes the buffer must hold.
+        need: usize,
+        /// The request to run instead when those bytes cannot be buffered (no memory for a
+        /// value); `None` when the connection must close then.
+        fallback: Option<Frame<T>>,
+    },
+    /// Close the connection without a reply.
+    Close,
+}
+
+/// A complete request and the bytes it spans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame<T> {
+    /// The request, borrowing from the buffer.
+    pub req: T,
+    /// Bytes of the buffer it used.
+    pub len: usize,
+    /// Bytes after those to discard unread (a refused value), which may not have arrived yet.
+    pub skip: u64,
+}
+
+impl<T> Frame<T> {
+    /// A frame of `len` bytes with nothing to discard.
+    pub fn new(req: T, len: usize) -> Frame<T> {
+        Frame { req, len, skip: 0 }
+    }
+}
+
+/// The store's size rules a decoder applies before it waits for a value, so that a value too
+/// large to store is discarded as it streams in instead of being buffered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest item (`-I`), header and key included.
+    pub item_size_max: usize,
+    /// Items carry cas uniques (not `-C`), which count in an item's size.
+    pub use_cas: bool,
+    /// SASL is on (`-S`): the binary SASL opcodes read their data instead of discarding it.
+    pub sasl: bool,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            item_size_max: 1 << 20,
+            use_cas: true,
+            sasl: false,
+        }
+    }
+}
+
+impl DecodeLimits {
+    /// True if an item with these lengths and flags may be stored at all.
+    pub fn fits(&self, key_len: usize, value_len: usize, flags: u32) -> bool {
+        crate::store::slab::item_total(key_len, value_len, flags, self.use_cas)
+            <= self.item_size_max
+    }
+}
+
+/// Why a storage command was refused before its value was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The item would exceed the item size limit.
+    TooLarge,
+    /// No memory could be reserved to receive the value.
+    NoMemory,
+}
 
 /// Which storage command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +154,7 @@ pub enum Request<'a> {
         /// The keys.
         keys: text::Keys<'a>,
     },
-    /// A storage command; `len` value bytes plus `\r\n` follow the line.
+    /// A storage command with its value (the decoder checked the `\r\n` after it).
     Store {
         /// Which command.
         kind: StoreKind,
@@ -88,6 +168,20 @@ pub enum Request<'a> {
         len: usize,
         /// Cas unique to compare (`cas` only).
         cas: u64,
+        /// Suppress the reply.
+        noreply: bool,
+        /// The value (empty until [`text::decode`] has framed it).
+        data: &'a [u8],
+    },
+    /// A storage command (`set`..., `ms`) refused before its value was read; the value is
+    /// discarded.
+    Refused {
+        /// The key (decoded for a base64 meta key).
+        key: std::borrow::Cow<'a, [u8]>,
+        /// Why.
+        why: Refusal,
+        /// Delete the key's old value too (memcached will not leave it stale after a `set`).
+        drop_existing: bool,
         /// Suppress the reply.
         noreply: bool,
     },
@@ -168,10 +262,12 @@ pub enum Request<'a> {
         /// Suppress the reply.
         noreply: bool,
     },
-    /// `ratelimit_all <n>`: `count` limit lines follow the command line.
+    /// `ratelimit_all <n>` with its `count` limit lines.
     RateLimitAll {
         /// Number of limit lines.
         count: usize,
+        /// The limit lines, `\n`-terminated (empty until [`text::decode`] has framed them).
+        lines: &'a [u8],
         /// Decide without spending.
         peek: bool,
         /// Suppress the reply.

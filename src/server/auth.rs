@@ -4,9 +4,8 @@
 
 use std::path::Path;
 
-use bytes::{Buf, BytesMut};
-
-use super::dispatch::Flow;
+use super::conn::Step;
+use super::output::Output;
 use super::Context;
 use crate::protocol::text::{auth_set_length, split_auth_token, write_reply};
 use crate::protocol::{Reply, MAX_LINE_WITHOUT_NEWLINE};
@@ -50,72 +49,71 @@ impl AuthFile {
     }
 }
 
+/// Longest authenticating request (line, token and `\r\n`) a connection may send: what
+/// memcached's 16 KiB read buffer holds. Longer ones close the connection, as in memcached.
+const MAX_AUTH_FRAME: usize = crate::protocol::SMALL_FRAME;
+
 /// Per-connection authentication progress.
 #[derive(Debug, Default)]
 pub struct AuthState {
     /// Authenticated: requests go to the normal session.
     pub done: bool,
-    /// Value bytes (with `\r\n`) of the pending `set` carrying the token.
-    pending: Option<usize>,
 }
 
 impl AuthState {
-    /// Consumes authentication requests from `rbuf`; returns once authenticated (with `done`
-    /// set and the rest of the buffer left for the session), when more bytes are needed, or
-    /// when the connection must close.
-    pub fn process(
-        &mut self,
-        ctx: &Context,
-        file: &AuthFile,
-        rbuf: &mut BytesMut,
-        out: &mut BytesMut,
-    ) -> Flow {
-        while !self.done {
-            let need = match self.pending {
-                Some(n) => n,
-                None => {
-                    let Some(nl) = memchr::memchr(b'\n', rbuf) else {
-                        return if rbuf.len() > MAX_LINE_WITHOUT_NEWLINE {
-                            Flow::Close
-                        } else {
-                            Flow::Continue
-                        };
-                    };
-                    let len = auth_set_length(&rbuf[..nl]);
-                    rbuf.advance(nl + 1);
-                    match len {
-                        Some(n) => n as usize + 2,
-                        None => {
-                            write_reply(out, Reply::ClientError("unauthenticated"));
-                            continue;
-                        }
-                    }
+    /// Runs the authentication request at the start of `buf` (only `set <k> <f> <e> <n>`
+    /// with an `n`-byte `user pass` value counts; anything else answers
+    /// `CLIENT_ERROR unauthenticated`). Sets `done` once a token is accepted.
+    pub fn step(&mut self, ctx: &Context, file: &AuthFile, buf: &[u8], out: &mut Output) -> Step {
+        let Some(nl) = memchr::memchr(b'\n', buf) else {
+            return if buf.len() > MAX_LINE_WITHOUT_NEWLINE {
+                Step::Close
+            } else {
+                Step::Incomplete {
+                    need: buf.len() + 1,
+                    value: false,
                 }
             };
-            if rbuf.len() < need {
-                self.pending = Some(need);
-                return Flow::Continue;
+        };
+        let Some(size) = auth_set_length(&buf[..nl]) else {
+            write_reply(out, Reply::ClientError("unauthenticated"));
+            return Step::Done {
+                len: nl + 1,
+                skip: 0,
+            };
+        };
+        let total = nl + 1 + size as usize + 2;
+        if total > MAX_AUTH_FRAME {
+            return Step::Close;
+        }
+        if buf.len() < total {
+            return Step::Incomplete {
+                need: total,
+                value: true,
+            };
+        }
+        let done = Step::Done {
+            len: total,
+            skip: 0,
+        };
+        let data = &buf[nl + 1..total];
+        if !data.ends_with(b"\r\n") {
+            write_reply(out, Reply::ClientError("bad command line termination"));
+            return done;
+        }
+        ServerStats::add(&ctx.stats.auth_cmds, 1);
+        match split_auth_token(&data[..data.len() - 2]) {
+            None => write_reply(out, Reply::ClientError("bad authentication token format")),
+            Some((user, pass)) if file.check(user, pass) => {
+                write_reply(out, Reply::Stored);
+                self.done = true;
             }
-            self.pending = None;
-            let data = rbuf.split_to(need);
-            if !data.ends_with(b"\r\n") {
-                write_reply(out, Reply::ClientError("bad command line termination"));
-                continue;
-            }
-            ServerStats::add(&ctx.stats.auth_cmds, 1);
-            match split_auth_token(&data[..need - 2]) {
-                None => write_reply(out, Reply::ClientError("bad authentication token format")),
-                Some((user, pass)) if file.check(user, pass) => {
-                    write_reply(out, Reply::Stored);
-                    self.done = true;
-                }
-                Some(_) => {
-                    ServerStats::add(&ctx.stats.auth_errors, 1);
-                    write_reply(out, Reply::ClientError("authentication failure"));
-                }
+            Some(_) => {
+                ServerStats::add(&ctx.stats.auth_errors, 1);
+                write_reply(out, Reply::ClientError("authentication failure"));
             }
         }
-        Flow::Continue
+        done
     }
 }
 
@@ -123,27 +121,39 @@ impl AuthState {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::server::conn::{Driver, Stop};
+    use crate::server::text::TextSession;
 
     #[test]
     fn authenticates_then_hands_over() {
-        let ctx = Context::for_tests(Config::default());
+        let mut ctx = Context::for_tests(Config::default());
         let file = AuthFile::parse(b"user1:pass1\nuser2:pa:ss\n\n");
         assert!(file.check(b"user2", b"pa:ss"));
-        let mut st = AuthState::default();
-        let mut out = BytesMut::new();
-        let mut rbuf = BytesMut::from(&b"get x\r\nset a 0 0 11\r\nuser1 wrong\r\nset a 0 0 5\r\nuser1\r\nset a 0 0 11\r\nuser1 pa"[..]);
-        assert_eq!(st.process(&ctx, &file, &mut rbuf, &mut out), Flow::Continue);
-        assert!(!st.done);
-        rbuf.extend_from_slice(b"ss1\r\nget a\r\n");
-        st.process(&ctx, &file, &mut rbuf, &mut out);
-        assert!(st.done);
-        assert_eq!(&rbuf[..], b"get a\r\n");
+        ctx.auth = Some(file);
+        let mut d = Driver::new(TextSession::new(&ctx));
+        let (out, stop) = d.feed_all(b"get x\r\nset a 0 0 11\r\nuser1 wrong\r\nset a 0 0 5\r\nuser1\r\nset a 0 0 11\r\nuser1 pa");
+        assert_eq!(stop, Stop::Read);
         assert_eq!(
             &out[..],
-            &b"CLIENT_ERROR unauthenticated\r\nCLIENT_ERROR authentication failure\r\nCLIENT_ERROR bad authentication token format\r\nSTORED\r\n"[..]
+            &b"CLIENT_ERROR unauthenticated\r\nCLIENT_ERROR authentication failure\r\nCLIENT_ERROR bad authentication token format\r\n"[..]
         );
-        let mut st = AuthState::default();
-        let mut long = BytesMut::from(&[b'x'; 3000][..]);
-        assert_eq!(st.process(&ctx, &file, &mut long, &mut out), Flow::Close);
+        let (out, _) = d.feed_all(b"ss1\r\nset k 0 0 1\r\nv\r\nget k\r\n");
+        assert_eq!(
+            &out[..],
+            &b"STORED\r\nSTORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n"[..]
+        );
+    }
+
+    #[test]
+    fn long_unauthenticated_requests_close() {
+        let mut ctx = Context::for_tests(Config::default());
+        ctx.auth = Some(AuthFile::parse(b"u:p\n"));
+        let mut d = Driver::new(TextSession::new(&ctx));
+        assert_eq!(d.feed(&[b'x'; 3000]), Stop::Close);
+        // A token memcached's read buffer could not hold closes before it is buffered.
+        let mut d = Driver::new(TextSession::new(&ctx));
+        assert_eq!(d.feed(b"set a 0 0 300000000\r\n"), Stop::Close);
+        let mut d = Driver::new(TextSession::new(&ctx));
+        assert_eq!(d.feed(b"set a 0 0 16000\r\n"), Stop::Read);
     }
 }

@@ -1,30 +1,37 @@
-//! Executes decoded requests against the store and writes the text replies. Knows neither
-//! sockets nor framing: the session hands it complete requests and value bytes.
+//! Executes decoded text-protocol requests against the store and writes their replies.
+//! Knows neither sockets nor framing: the session hands it complete requests, values included.
 
 use std::sync::atomic::Ordering;
 
 use bytes::{BufMut, BytesMut};
 
+use super::output::Output;
 use super::Context;
-use crate::protocol::limits::{write_decision, write_meta_decision, MetaLimit, Target};
-use crate::protocol::text::{write_number, write_reply, write_stat, write_value};
-use crate::protocol::{Reply, Request, StatsKind, StoreKind};
+use crate::protocol::limits::{
+    parse_limit_line, write_decision, write_meta_decision, MetaLimit, Target, MAX_LIMITS,
+};
+use crate::protocol::text::{write_number, write_reply, write_stat, write_value_header, Keys};
+use crate::protocol::{Refusal, Reply, Request, StatsKind, StoreKind};
 use crate::ratelimit::{apply, ApplyError, Limit, Mode, Verdict};
 use crate::stats::{self, PrefixOp, ServerStats};
+use crate::store::smallvec::SmallVec;
 use crate::store::{DeltaOutcome, StoreMode, StoreOutcome};
 
 /// What the session must do after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
-    /// Go on reading requests.
+    /// The request is done: go on.
     Continue,
+    /// Output is full part-way through a multi-get: run it again (from its cursor) once the
+    /// output has drained.
+    Paused,
     /// Send what is buffered, then close.
     Close,
     /// Close at once and shut the server down.
     Shutdown,
 }
 
-/// A storage command waiting for its value bytes.
+/// A storage command and its options, as parsed from its line.
 #[derive(Debug, Clone, Copy)]
 pub struct PendingStore {
     /// Which command.
@@ -45,33 +52,84 @@ fn reply(out: &mut BytesMut, r: Reply, noreply: bool) {
     }
 }
 
-/// Runs a request that carries no value. Storage commands go through [`store`].
-pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
+/// Runs one complete request. A multi-get stops at the output high-water mark with its place
+/// in `cursor` (bytes of its key list answered) and [`Flow::Paused`]; run again, it goes on
+/// from there.
+pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut usize) -> Flow {
     let store = &ctx.store;
     let detail = ctx.stats.detail.enabled();
     let delim = ctx.config.prefix_delimiter;
     match req {
         Request::Get { cas, touch, keys } => {
-            for key in keys {
-                if key.len() > crate::protocol::KEY_MAX_LENGTH {
-                    // memcached culls every reply not yet sent, this get's and those of the
-                    // requests before it in the same batch, and sends only the error.
-                    out.clear();
-                    write_reply(out, Reply::ClientError("bad command line format"));
-                    return Flow::Continue;
+            let list = keys.rest();
+            let mut keys = Keys::new(&list[*cursor..]);
+            loop {
+                if out.is_full() {
+                    *cursor = list.len() - keys.rest().len();
+                    return Flow::Paused;
                 }
+                let Some(key) = keys.next() else { break };
                 let hit = store
                     .get(key, touch.map(i64::from), |it| {
-                        write_value(out, it.key, it.flags, it.value, cas.then_some(it.cas));
+                        write_value_header(
+                            out,
+                            it.key,
+                            it.flags,
+                            it.value.len(),
+                            cas.then_some(it.cas),
+                        );
+                        out.put_value(&it);
+                        out.put_slice(b"\r\n");
                     })
                     .is_some();
                 if detail {
                     ctx.stats.detail.record(key, delim, PrefixOp::Get(hit));
                 }
             }
+            *cursor = 0;
             write_reply(out, Reply::End);
         }
-        Request::Store { .. } => unreachable!("storage commands carry a value"),
+        Request::Store {
+            kind,
+            key,
+            flags,
+            exptime,
+            cas,
+            noreply,
+            data,
+            ..
+        } => {
+            let p = PendingStore {
+                kind,
+                flags,
+                exptime,
+                cas,
+                noreply,
+            };
+            store_value(ctx, p, key, data, out);
+        }
+        Request::Refused {
+            key,
+            why,
+            drop_existing,
+            noreply,
+        } => {
+            if detail {
+                ctx.stats.detail.record(&key, delim, PrefixOp::Set);
+            }
+            let (outcome, r) = match why {
+                Refusal::TooLarge => (
+                    StoreOutcome::TooLarge,
+                    Reply::ServerError("object too large for cache"),
+                ),
+                Refusal::NoMemory => (
+                    StoreOutcome::NoMemory,
+                    Reply::ServerError("out of memory storing object"),
+                ),
+            };
+            ctx.store.refuse_store(&key, outcome, drop_existing);
+            reply(out, r, noreply);
+        }
         Request::Delete { key, noreply } => {
             if detail {
                 ctx.stats.detail.record(key, delim, PrefixOp::Delete);
@@ -166,12 +224,17 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut BytesMut) -> Flow {
                 }
             }
         },
-        Request::RateLimitAll { .. } => unreachable!("ratelimit_all carries limit lines"),
+        Request::RateLimitAll {
+            count,
+            lines,
+            peek,
+            noreply,
+        } => ratelimit_all(ctx, count, lines, peek, noreply, out),
         Request::Meta(req) => super::meta::execute(ctx, &req, out),
         Request::MetaLimit(req) => meta_limit(ctx, &req, out),
         Request::LimitError { reply: r, noreply } => ratelimit_error(ctx, r, noreply, out),
         Request::MetaDebug { key } => super::meta::meta_debug(ctx, &key, out),
-        Request::Swallow { .. } => unreachable!("the session swallows"),
+        Request::Swallow { reply: r, .. } => reply(out, r, false),
         Request::Close => return Flow::Close,
     }
     Flow::Continue
@@ -255,14 +318,8 @@ pub fn ratelimit(
     }
 }
 
-/// Runs a storage command whose value has arrived. `data` is the value followed by two bytes
-/// that must be `\r\n`.
-pub fn store(ctx: &Context, p: PendingStore, key: &[u8], data: &[u8], out: &mut BytesMut) {
-    let (value, end) = data.split_at(data.len() - 2);
-    if end != b"\r\n" {
-        reply(out, Reply::ClientError("bad data chunk"), p.noreply);
-        return;
-    }
+/// Runs a storage command with its value.
+fn store_value(ctx: &Context, p: PendingStore, key: &[u8], value: &[u8], out: &mut BytesMut) {
     if ctx.stats.detail.enabled() {
         ctx.stats
             .detail
@@ -290,15 +347,34 @@ pub fn store(ctx: &Context, p: PendingStore, key: &[u8], data: &[u8], out: &mut 
     reply(out, r, p.noreply);
 }
 
-/// Answers a storage command whose value is over the item size limit; its data is swallowed
-/// by the session.
-pub fn reject_too_large(ctx: &Context, p: PendingStore, key: &[u8], out: &mut BytesMut) {
-    ctx.store.reject_too_large(key, p.kind == StoreKind::Set);
-    reply(
-        out,
-        Reply::ServerError("object too large for cache"),
-        p.noreply,
-    );
+/// `ratelimit_all`: parses its limit lines (each `\n`-terminated) and decides them at once.
+fn ratelimit_all(
+    ctx: &Context,
+    count: usize,
+    lines: &[u8],
+    peek: bool,
+    noreply: bool,
+    out: &mut BytesMut,
+) {
+    let mut limits: SmallVec<[Limit<'_>; MAX_LIMITS]> = SmallVec::new();
+    let mut error = None;
+    for line in lines.split_inclusive(|&b| b == b'\n').take(count) {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match parse_limit_line(line) {
+            Ok(l) => limits.push(l),
+            Err(r) => {
+                error.get_or_insert(r);
+            }
+        }
+    }
+    match error {
+        Some(r) => ratelimit_error(ctx, r, noreply, out),
+        None => {
+            let mode = if peek { Mode::Peek } else { Mode::Consume };
+            ratelimit(ctx, &limits, mode, noreply, true, out);
+        }
+    }
 }
 
 fn write_stats(out: &mut BytesMut, pairs: &[stats::Stat]) {

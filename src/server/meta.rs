@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::{BufMut, BytesMut};
 
+use super::output::Output;
 use super::Context;
 use crate::protocol::meta::{opaque_too_long, put_echoes, put_key, MetaCmd, MetaRequest};
 use crate::protocol::text::write_reply;
@@ -36,17 +37,17 @@ fn opaque_error(out: &mut BytesMut, start: usize) {
     write_reply(out, Reply::ClientError("opaque token too long"));
 }
 
-/// Runs `mg`, `md` or `ma` (an `ms` goes through [`meta_set`] once its value arrived).
-pub fn execute(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
+/// Runs `mg`, `ms` (its value framed by the decoder), `md` or `ma`.
+pub fn execute(ctx: &Context, req: &MetaRequest<'_>, out: &mut Output) {
     match req.cmd {
         MetaCmd::Get => meta_get(ctx, req, out),
+        MetaCmd::Set => meta_set(ctx, req, out),
         MetaCmd::Delete => meta_delete(ctx, req, out),
         MetaCmd::Arith => meta_arith(ctx, req, out),
-        MetaCmd::Set => unreachable!("ms carries a value"),
     }
 }
 
-fn meta_get(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
+fn meta_get(ctx: &Context, req: &MetaRequest<'_>, out: &mut Output) {
     let store = &ctx.store;
     let has = |f: u8| req.tokens.iter().any(|t| t[0] == f);
     let how = MetaGet {
@@ -122,7 +123,7 @@ fn meta_get(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
         }
         out.put_slice(b"\r\n");
         if req.value {
-            out.put_slice(it.value());
+            out.put_meta_value(it);
             out.put_slice(b"\r\n");
         }
     });
@@ -217,13 +218,9 @@ fn meta_arith(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
     out.put_slice(b"\r\n");
 }
 
-/// Runs an `ms` whose value arrived: `data` is the value followed by what must be `\r\n`.
-pub fn meta_set(ctx: &Context, req: &MetaRequest<'_>, data: &[u8], out: &mut BytesMut) {
-    let (value, end) = data.split_at(data.len() - 2);
-    if end != b"\r\n" {
-        write_reply(out, Reply::ClientError("bad data chunk"));
-        return;
-    }
+/// Runs an `ms` with its value.
+fn meta_set(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
+    let value = req.data;
     // memcached never matches a cas of 0, nor lets it write a stale value; append and prepend
     // treat it as no cas at all.
     let mut opts = StoreOptions {
@@ -277,12 +274,6 @@ pub fn meta_set(ctx: &Context, req: &MetaRequest<'_>, data: &[u8], out: &mut Byt
         }
     }
     out.put_slice(b"\r\n");
-}
-
-/// Answers an `ms` whose value is over the item size limit (the session swallows the value).
-pub fn reject_too_large(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
-    ctx.store.reject_too_large(&req.key, true);
-    write_reply(out, Reply::ServerError("object too large for cache"));
 }
 
 /// `me <key>`: memcached's debug line for an item, or `EN` (the only meta command memcached

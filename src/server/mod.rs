@@ -1,14 +1,17 @@
-//! The network side: listeners (TCP, unix socket), the connection limit, per-connection
-//! read/write loops, background housekeeping, and shutdown. It moves bytes and owns
-//! connections; requests are framed by [`session`] and executed by [`dispatch`].
+//! The network side: listeners (TCP, unix socket), the connection limit, the connection loop
+//! ([`conn`]) with its protocol sessions ([`text`], [`binary`]) and executors ([`dispatch`],
+//! [`meta`]), background housekeeping, and shutdown. It moves bytes and owns connections.
 
 pub mod auth;
 pub mod binary;
+pub mod conn;
 pub mod connection;
 pub mod dispatch;
 pub mod meta;
+pub mod output;
 pub mod process;
-pub mod session;
+pub mod text;
+pub mod transport;
 pub mod udp;
 
 use std::collections::BTreeMap;

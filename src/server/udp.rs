@@ -3,13 +3,21 @@
 //! split into datagrams of at most 1400 bytes, each with the same request id. memcached sends
 //! one such message per response object (one per hit of a multi-get); ratecached sends one per
 //! datagram, which clients reassemble the same way.
+//!
+//! A datagram's reply is bounded: requests stop running once it reaches [`MAX_REPLY`] (one
+//! more value may follow), and a reply cut short ends with
+//! `SERVER_ERROR out of memory writing get response`, memcached's line for a reply it could
+//! not build. The datagram count therefore never nears its 16-bit limit.
 
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use tokio::net::UdpSocket;
 
-use super::session::Session;
+use super::binary::BinarySession;
+use super::conn::{Driver, Session, Stop};
+use super::output::HIGH_WATER;
+use super::text::TextSession;
 use super::Context;
 use crate::stats::ServerStats;
 
@@ -17,11 +25,19 @@ use crate::stats::ServerStats;
 const HEADER: usize = 8;
 /// Largest datagram memcached sends.
 const MAX_PAYLOAD: usize = 1400;
+/// Reply bytes past which a datagram's requests stop running.
+pub const MAX_REPLY: usize = HIGH_WATER;
+/// The line ending a reply cut short at [`MAX_REPLY`].
+const CUT_SHORT: &[u8] = b"SERVER_ERROR out of memory writing get response\r\n";
 
-/// Splits `reply` into framed datagrams for request `id`.
+/// Splits `reply` into framed datagrams for request `id` (empty if it would need more
+/// datagrams than the 16-bit count can number; [`MAX_REPLY`] keeps replies far below that).
 pub fn frame_reply(id: u16, reply: &[u8]) -> Vec<BytesMut> {
     let chunk = MAX_PAYLOAD - HEADER;
     let count = reply.len().div_ceil(chunk).max(1);
+    if count > usize::from(u16::MAX) {
+        return Vec::new();
+    }
     (0..count)
         .map(|seq| {
             let body = &reply[(seq * chunk).min(reply.len())..((seq + 1) * chunk).min(reply.len())];
@@ -47,15 +63,25 @@ pub fn handle_datagram(ctx: &Context, datagram: &[u8]) -> Option<Vec<BytesMut>> 
         // memcached 1.6.18 drops requests that span several datagrams without a reply.
         return None;
     }
-    let mut out = BytesMut::new();
-    let mut rbuf = BytesMut::from(&datagram[HEADER..]);
     // As memcached does, each datagram picks its protocol by its first byte.
-    if rbuf.first() == Some(&crate::protocol::binary::REQ_MAGIC) {
-        super::binary::BinarySession::new().process(ctx, &mut rbuf, &mut out);
+    let body = &datagram[HEADER..];
+    let out = if body.first() == Some(&crate::protocol::binary::REQ_MAGIC) {
+        run_datagram(BinarySession::new(ctx), body)
     } else {
-        Session::new().process(ctx, &mut rbuf, &mut out);
-    }
+        run_datagram(TextSession::new(ctx), body)
+    };
     (!out.is_empty()).then(|| frame_reply(id, &out))
+}
+
+/// Runs a datagram's requests; the reply stops growing at [`MAX_REPLY`].
+fn run_datagram<S: Session>(session: S, body: &[u8]) -> Vec<u8> {
+    let mut d = Driver::new(session);
+    let stop = d.feed(body);
+    let mut out = d.out.take_all();
+    if stop == Stop::Flush {
+        out.extend_from_slice(CUT_SHORT);
+    }
+    out
 }
 
 /// Serves a UDP socket until the task is aborted.
@@ -98,6 +124,21 @@ mod tests {
         assert!(body.starts_with(b"STORED\r\nVALUE k 0 3000\r\n"));
         assert!(body.ends_with(b"\r\nEND\r\n"));
         assert_eq!(handle_datagram(&ctx, &[0, 1, 0]), None);
+        // A reply past the bound is cut short, never wrapping the datagram count.
+        let value = vec![b'x'; 1_000_000];
+        ctx.store
+            .store(crate::store::StoreMode::Set, b"big", 0, 0, &value);
+        let mut d = vec![0, 9, 0, 0, 0, 1, 0, 0];
+        d.extend_from_slice(b"get");
+        for _ in 0..100 {
+            d.extend_from_slice(b" big");
+        }
+        d.extend_from_slice(b"\r\n");
+        let out = handle_datagram(&ctx, &d).unwrap();
+        assert!(out.len() * (MAX_PAYLOAD - HEADER) < 2 * MAX_REPLY + 100_000);
+        let last = out.last().unwrap();
+        assert!(last.ends_with(CUT_SHORT));
+        assert_eq!(&last[4..6], &(out.len() as u16).to_be_bytes());
         assert_eq!(
             handle_datagram(&ctx, b"\x00\x01\x00\x00\x00\x02\x00\x00get k\r\n"),
             None

@@ -357,8 +357,11 @@ enum Lookup {
 /// Bytes of slab memory in use against a changeable limit.
 #[derive(Debug)]
 struct MemAccount {
+    /// Charged to items and to requests still arriving.
     used: AtomicU64,
     limit: AtomicU64,
+    /// The part of `used` reserved for requests still arriving ([`Store::reserve_transit`]).
+    transit: AtomicU64,
 }
 
 impl MemAccount {
@@ -429,6 +432,7 @@ impl Store {
             mem: MemAccount {
                 used: AtomicU64::new(0),
                 limit: AtomicU64::new(cfg.memory_limit),
+                transit: AtomicU64::new(0),
             },
             clock,
             cas: AtomicU64::new(0),
@@ -824,19 +828,59 @@ impl Store {
             .is_some()
     }
 
-    /// Records a store refused as too large before its data was read; with `drop_existing`
-    /// (a `set`) the old value goes too, as memcached will not leave it stale.
-    pub fn reject_too_large(&self, key: &[u8], drop_existing: bool) {
+    /// Records a store refused before its value was read ([`StoreOutcome::TooLarge`] or
+    /// [`StoreOutcome::NoMemory`]); with `drop_existing` (a `set`) the old value goes too, as
+    /// memcached will not leave it stale.
+    pub fn refuse_store(&self, key: &[u8], why: StoreOutcome, drop_existing: bool) {
         let now = self.now();
         let (hash, lock, _) = self.locate(key);
         let mut shard = lock.lock();
-        shard.stats.store_too_large += 1;
+        match why {
+            StoreOutcome::NoMemory => shard.stats.store_no_memory += 1,
+            _ => shard.stats.store_too_large += 1,
+        }
         if drop_existing {
             if let Lookup::Hit(slot) = self.lookup(&mut shard, hash, key, now) {
                 let it = shard.unlink(slot, Removal::Client, now);
                 self.mem.release(it.charge(&self.slabs, self.use_cas));
             }
         }
+    }
+
+    /// Reserves `bytes` of the memory limit for a request still arriving (a large value being
+    /// read), evicting items to make room as a store would (unless `-M`). False when no room
+    /// can be made: the request is then refused. Give the bytes back with
+    /// [`Store::release_transit`] once the request is complete or gone.
+    pub fn reserve_transit(&self, bytes: u64) -> bool {
+        let now = self.now();
+        let n = self.shards.len();
+        let mut start = (bytes as usize).wrapping_mul(0x9e37_79b9) % n;
+        loop {
+            if self.mem.try_reserve(bytes) {
+                self.mem.transit.fetch_add(bytes, Ordering::AcqRel);
+                return true;
+            }
+            // Evict one item, trying every shard once before giving up.
+            let evicted = (0..n).any(|i| {
+                let mut shard = self.shards[(start + i) % n].lock();
+                self.evict_in(&mut shard, None, None, now)
+            });
+            if !evicted {
+                return false;
+            }
+            start = (start + 1) % n;
+        }
+    }
+
+    /// Gives back bytes taken by [`Store::reserve_transit`].
+    pub fn release_transit(&self, bytes: u64) {
+        self.mem.transit.fetch_sub(bytes, Ordering::AcqRel);
+        self.mem.release(bytes);
+    }
+
+    /// Bytes reserved for requests still arriving.
+    pub fn transit_bytes(&self) -> u64 {
+        self.mem.transit.load(Ordering::Acquire)
     }
 
     /// Deletes `key`; true if it was there.
@@ -1287,9 +1331,10 @@ impl Store {
         out
     }
 
-    /// Slab bytes charged to items now.
+    /// Slab bytes charged to items now (not counting reservations for requests arriving).
     pub fn memory_used(&self) -> u64 {
-        self.mem.used.load(Ordering::Acquire)
+        let used = self.mem.used.load(Ordering::Acquire);
+        used.saturating_sub(self.mem.transit.load(Ordering::Acquire))
     }
 
     /// The memory limit in bytes.

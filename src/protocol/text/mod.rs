@@ -1,121 +1,20 @@
-//! memcached's classic text protocol: command lines into [`Request`]s, replies into bytes.
+//! memcached's classic text protocol: command lines into [`Request`]s ([`parse_command`]),
+//! framing of whole requests over a connection's bytes ([`decode`]), and reply encoders.
 //!
-//! Tokenizing follows memcached byte for byte: tokens are split on spaces only, a NUL ends the
-//! line, at most 23 tokens are read before the rest is left for multi-get, and numbers follow
-//! C's `strtoul` rules ([`crate::numeric`]).
+//! Parsing follows memcached byte for byte: its tokenizer ([`tokens`]), its token counts and
+//! error strings, and numbers by C's `strtoul` rules ([`crate::numeric`]).
 
-use std::fmt::Display;
-use std::io::Write as _;
+mod decode;
+mod encode;
+mod tokens;
 
-use bytes::{BufMut, BytesMut};
+pub use decode::{batch_keys, decode};
+pub use encode::{write_number, write_reply, write_stat, write_value, write_value_header};
+pub use tokens::Keys;
 
 use super::{Reply, Request, StatsKind, StoreKind, KEY_MAX_LENGTH};
 use crate::numeric::{parse_i32_truncating, parse_u32_truncating, parse_u64};
-
-/// memcached's MAX_TOKENS: 23 tokens plus the terminal one.
-const MAX_TOKENS: usize = 24;
-
-/// The tokens of one line as memcached's `tokenize_command` produces them.
-struct Tokens<'a> {
-    line: &'a [u8],
-    toks: [&'a [u8]; MAX_TOKENS - 1],
-    len: usize,
-    /// Unread rest of the line after the 23rd token, if any.
-    rest: Option<usize>,
-}
-
-impl<'a> Tokens<'a> {
-    fn new(line: &'a [u8]) -> Self {
-        let line = match memchr::memchr(0, line) {
-            Some(nul) => &line[..nul],
-            None => line,
-        };
-        let mut t = Tokens {
-            line,
-            toks: [&[]; MAX_TOKENS - 1],
-            len: 0,
-            rest: None,
-        };
-        let mut start = 0;
-        let mut i = 0;
-        while i < line.len() {
-            if line[i] == b' ' {
-                if start != i {
-                    t.toks[t.len] = &line[start..i];
-                    t.len += 1;
-                    if t.len == MAX_TOKENS - 1 {
-                        if i + 1 < line.len() {
-                            t.rest = Some(i + 1);
-                        }
-                        return t;
-                    }
-                }
-                start = i + 1;
-            }
-            i += 1;
-        }
-        if start != i {
-            t.toks[t.len] = &line[start..i];
-            t.len += 1;
-        }
-        t
-    }
-
-    /// memcached's `ntokens`: real tokens plus the terminal token.
-    fn ntokens(&self) -> usize {
-        self.len + 1
-    }
-
-    fn get(&self, i: usize) -> &'a [u8] {
-        if i < self.len {
-            self.toks[i]
-        } else {
-            &[]
-        }
-    }
-
-    /// memcached's `set_noreply_maybe`: the last real token is `noreply`.
-    fn noreply(&self) -> bool {
-        self.len >= 1 && self.toks[self.len - 1] == b"noreply"
-    }
-
-    /// The line from token `i` on.
-    fn from(&self, i: usize) -> &'a [u8] {
-        if i < self.len {
-            let off = self.toks[i].as_ptr() as usize - self.line.as_ptr() as usize;
-            &self.line[off..]
-        } else {
-            match self.rest {
-                Some(off) => &self.line[off..],
-                None => &[],
-            }
-        }
-    }
-}
-
-/// The keys of a multi-get: space-separated tokens of the rest of the line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keys<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Keys<'a> {
-    /// Keys from a space-separated list.
-    pub fn new(rest: &'a [u8]) -> Self {
-        Keys { rest }
-    }
-}
-
-impl<'a> Iterator for Keys<'a> {
-    type Item = &'a [u8];
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let start = self.rest.iter().position(|&b| b != b' ')?;
-        let rest = &self.rest[start..];
-        let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-        self.rest = &rest[end..];
-        Some(&rest[..end])
-    }
-}
+use tokens::Tokens;
 
 fn reply(r: Reply, noreply: bool) -> Request<'static> {
     Request::Reply { reply: r, noreply }
@@ -391,6 +290,7 @@ fn parse_store<'a>(t: &Tokens<'a>, kind: StoreKind) -> Request<'a> {
         len: len as usize,
         cas,
         noreply,
+        data: &[],
     }
 }
 
@@ -512,68 +412,7 @@ pub fn may_be_long_multiget(buf: &[u8]) -> bool {
     spaces <= 100 && (rest.starts_with(b"get ") || rest.starts_with(b"gets "))
 }
 
-/// Appends a reply line.
-pub fn write_reply(out: &mut BytesMut, r: Reply) {
-    match r {
-        Reply::Stored => out.put_slice(b"STORED\r\n"),
-        Reply::NotStored => out.put_slice(b"NOT_STORED\r\n"),
-        Reply::Exists => out.put_slice(b"EXISTS\r\n"),
-        Reply::NotFound => out.put_slice(b"NOT_FOUND\r\n"),
-        Reply::Deleted => out.put_slice(b"DELETED\r\n"),
-        Reply::Touched => out.put_slice(b"TOUCHED\r\n"),
-        Reply::Ok => out.put_slice(b"OK\r\n"),
-        Reply::Reset => out.put_slice(b"RESET\r\n"),
-        Reply::End => out.put_slice(b"END\r\n"),
-        Reply::Error => out.put_slice(b"ERROR\r\n"),
-        Reply::ClientError(m) => {
-            out.put_slice(b"CLIENT_ERROR ");
-            out.put_slice(m.as_bytes());
-            out.put_slice(b"\r\n");
-        }
-        Reply::ServerError(m) => {
-            out.put_slice(b"SERVER_ERROR ");
-            out.put_slice(m.as_bytes());
-            out.put_slice(b"\r\n");
-        }
-        Reply::Line(l) => {
-            out.put_slice(l.as_bytes());
-            out.put_slice(b"\r\n");
-        }
-    }
-}
-
-/// Appends `VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n`.
-pub fn write_value(out: &mut BytesMut, key: &[u8], flags: u32, value: &[u8], cas: Option<u64>) {
-    let mut num = itoa::Buffer::new();
-    out.reserve(key.len() + value.len() + 48);
-    out.put_slice(b"VALUE ");
-    out.put_slice(key);
-    out.put_u8(b' ');
-    out.put_slice(num.format(flags).as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(num.format(value.len()).as_bytes());
-    if let Some(cas) = cas {
-        out.put_u8(b' ');
-        out.put_slice(num.format(cas).as_bytes());
-    }
-    out.put_slice(b"\r\n");
-    out.put_slice(value);
-    out.put_slice(b"\r\n");
-}
-
-/// Appends a decimal number line (incr/decr reply).
-pub fn write_number(out: &mut BytesMut, n: u64) {
-    let mut num = itoa::Buffer::new();
-    out.put_slice(num.format(n).as_bytes());
-    out.put_slice(b"\r\n");
-}
-
-/// Appends `STAT <name> <value>\r\n`.
-pub fn write_stat(out: &mut BytesMut, name: impl Display, value: impl Display) {
-    let mut w = out.writer();
-    let _ = write!(w, "STAT {name} {value}\r\n");
-}
-
+#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,22 +420,6 @@ mod tests {
 
     fn parse(s: &str) -> Request<'_> {
         parse_command(s.as_bytes())
-    }
-
-    #[test]
-    fn tokenizer_matches_memcached() {
-        let t = Tokens::new(b"  get  a b ");
-        assert_eq!(t.ntokens(), 4);
-        assert_eq!(t.get(1), b"a");
-        let line = (0..30)
-            .map(|i| format!("k{i}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let t = Tokens::new(line.as_bytes());
-        assert_eq!(t.ntokens(), 24);
-        assert_eq!(t.from(23), b"k23 k24 k25 k26 k27 k28 k29");
-        let t = Tokens::new(b"get a\0b c");
-        assert_eq!(t.ntokens(), 3);
     }
 
     #[test]
@@ -610,7 +433,8 @@ mod tests {
                 exptime: 10,
                 len: 3,
                 cas: 0,
-                noreply: false
+                noreply: false,
+                data: &[]
             }
         );
         assert_eq!(
@@ -622,7 +446,8 @@ mod tests {
                 exptime: 0,
                 len: 1,
                 cas: 99,
-                noreply: true
+                noreply: true,
+                data: &[]
             }
         );
         assert_eq!(parse("set k 0 0"), ERROR);
@@ -767,18 +592,6 @@ mod tests {
         assert!(may_be_long_multiget(b"   gets a"));
         assert!(!may_be_long_multiget(b"set a"));
         assert!(!may_be_long_multiget(&[b' '; 101]));
-    }
-
-    #[test]
-    fn encodes_values() {
-        let mut b = BytesMut::new();
-        write_value(&mut b, b"k", 3, b"abc", Some(7));
-        write_value(&mut b, b"k", 0, b"", None);
-        write_reply(&mut b, Reply::End);
-        assert_eq!(
-            &b[..],
-            b"VALUE k 3 3 7\r\nabc\r\nVALUE k 0 0\r\n\r\nEND\r\n"
-        );
     }
 
     proptest! {

@@ -1,0 +1,105 @@
+//! The byte stream under a connection, read by readiness: a connection waits for its socket
+//! to become readable *without* holding a buffer, then borrows one from a per-thread pool,
+//! so an idle connection costs no buffer memory (memcached shares its read buffers the same
+//! way). TCP and unix sockets implement it; tests use a socket pair.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
+
+use bytes::BytesMut;
+use tokio::net::{TcpStream, UnixStream};
+
+/// A connected stream socket.
+pub trait Transport: AsRawFd + Send + Sync {
+    /// Waits until a read may return bytes (or end of stream, or an error).
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Reads what is available into `buf`'s spare capacity (`WouldBlock` if nothing is).
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
+    /// Waits until a write may take bytes.
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Writes from `bufs` in order what the socket takes now (`WouldBlock` if nothing).
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// Ends the sending side (`shutdown(SHUT_WR)`), so replies already written reach the peer
+    /// before the socket is closed.
+    fn shutdown_write(&self) {
+        let _ = nix::sys::socket::shutdown(self.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+    }
+}
+
+macro_rules! socket_transport {
+    ($t:ty) => {
+        impl Transport for $t {
+            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+                <$t>::readable(self)
+            }
+            fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+                <$t>::try_read_buf(self, buf)
+            }
+            fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+                <$t>::writable(self)
+            }
+            fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                <$t>::try_write_vectored(self, bufs)
+            }
+        }
+    };
+}
+
+socket_transport!(TcpStream);
+socket_transport!(UnixStream);
+
+/// Size of a pooled buffer: one read of a pipelined batch.
+pub const BUF_SIZE: usize = 16 * 1024;
+/// Buffers a thread keeps for reuse; more are freed.
+const POOL_MAX: usize = 64;
+
+thread_local! {
+    static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of at least [`BUF_SIZE`] bytes of capacity, from this thread's pool if it has one.
+pub fn take_buffer() -> BytesMut {
+    let mut b = POOL
+        .with(|p| p.borrow_mut().pop())
+        .unwrap_or_else(|| BytesMut::with_capacity(BUF_SIZE));
+    b.reserve(BUF_SIZE);
+    b
+}
+
+/// Returns an emptied buffer to this thread's pool; a grown one (kept after a large request)
+/// or one past the pool's size is freed.
+pub fn give_buffer(mut b: BytesMut) {
+    b.clear();
+    if b.capacity() < BUF_SIZE || b.capacity() > 2 * BUF_SIZE {
+        return;
+    }
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_MAX {
+            p.push(b);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_reuses_plain_buffers_and_frees_grown_ones() {
+        let b = take_buffer();
+        assert!(b.capacity() >= BUF_SIZE);
+        let ptr = b.as_ptr();
+        give_buffer(b);
+        let b = take_buffer();
+        assert_eq!(b.as_ptr(), ptr, "the same buffer comes back");
+        let mut big = b;
+        big.reserve(1 << 20);
+        give_buffer(big);
+        let fresh = take_buffer();
+        assert!(fresh.capacity() < 1 << 20, "a grown buffer is not pooled");
+    }
+}
