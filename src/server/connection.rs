@@ -1,12 +1,9 @@
-//! Accept loops and the per-connection read/process/write loop.
+//! The per-connection read/process/write loop.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Semaphore;
 
 use super::binary::BinarySession;
 use super::dispatch::Flow;
@@ -19,79 +16,6 @@ use crate::stats::ServerStats;
 /// Initial buffer size per connection; buffers grown past `SHRINK_ABOVE` are released after use.
 const BUF_SIZE: usize = 16 * 1024;
 const SHRINK_ABOVE: usize = 256 * 1024;
-
-/// Accepts TCP connections until the task is aborted.
-pub async fn accept_tcp(listener: TcpListener, ctx: Arc<Context>, limit: Arc<Semaphore>) {
-    let local = listener
-        .local_addr()
-        .map(|a| format!("tcp:{a}"))
-        .unwrap_or_default();
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        use std::os::fd::AsRawFd;
-        let fd = stream.as_raw_fd();
-        spawn_conn(
-            stream,
-            fd,
-            format!("tcp:{peer}"),
-            local.clone(),
-            &ctx,
-            &limit,
-        );
-    }
-}
-
-/// Accepts unix socket connections until the task is aborted.
-pub async fn accept_unix(listener: UnixListener, ctx: Arc<Context>, limit: Arc<Semaphore>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        use std::os::fd::AsRawFd;
-        let fd = stream.as_raw_fd();
-        spawn_conn(stream, fd, "unix".into(), "unix".into(), &ctx, &limit);
-    }
-}
-
-fn spawn_conn<S>(
-    mut stream: S,
-    fd: i32,
-    peer: String,
-    local: String,
-    ctx: &Arc<Context>,
-    limit: &Arc<Semaphore>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let ctx = ctx.clone();
-    match limit.clone().try_acquire_owned() {
-        Ok(permit) => {
-            tokio::spawn(async move {
-                ServerStats::add(&ctx.stats.curr_connections, 1);
-                ServerStats::add(&ctx.stats.total_connections, 1);
-                ctx.conns.add(fd, peer, local);
-                serve(&mut stream, &ctx).await;
-                ctx.conns.remove(fd);
-                ctx.stats
-                    .curr_connections
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                drop(permit);
-            });
-        }
-        Err(_) => {
-            ServerStats::add(&ctx.stats.rejected_connections, 1);
-            tokio::spawn(async move {
-                let _ = stream
-                    .write_all(b"ERROR Too many open connections\r\n")
-                    .await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    }
-}
 
 /// Serves one connection: read what arrived, run every complete request, write all replies
 /// of that batch in one write.
