@@ -248,8 +248,10 @@ mod tests {
 
     #[test]
     fn headroom_grows_with_the_listen_entries() {
-        let mut cfg = Config::default();
-        cfg.listen = vec!["127.0.0.1".into()];
+        let mut cfg = Config {
+            listen: vec!["127.0.0.1".into()],
+            ..Config::default()
+        };
         let one = fd_headroom(&cfg);
         cfg.listen.push("::1".into());
         assert!(fd_headroom(&cfg) > one);
