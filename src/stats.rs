@@ -20,8 +20,14 @@ pub struct ServerStats {
     pub curr_connections: AtomicU64,
     /// Connections ever accepted.
     pub total_connections: AtomicU64,
-    /// Connections refused over `-c`.
+    /// Connections refused over `-c`, or answered with an error while out of descriptors.
     pub rejected_connections: AtomicU64,
+    /// Times a listener paused accepting because the process ran out of descriptors.
+    pub listen_disabled_num: AtomicU64,
+    /// Microseconds listeners spent paused (added when a pause ends).
+    pub time_in_listen_disabled_us: AtomicU64,
+    /// Listeners paused right now; `accepting_conns` is 1 while this is 0.
+    pub listeners_paused: AtomicU64,
     /// Bytes read from clients.
     pub bytes_read: AtomicU64,
     /// Bytes written to clients.
@@ -61,6 +67,8 @@ impl ServerStats {
         for c in [
             &self.total_connections,
             &self.rejected_connections,
+            &self.listen_disabled_num,
+            &self.time_in_listen_disabled_us,
             &self.bytes_read,
             &self.bytes_written,
             &self.cmd_flush,
@@ -241,9 +249,12 @@ pub fn general(
         pair("bytes_read", r(&s.bytes_read)),
         pair("bytes_written", r(&s.bytes_written)),
         pair("limit_maxbytes", store.memory_limit()),
-        pair("accepting_conns", 1),
-        pair("listen_disabled_num", 0),
-        pair("time_in_listen_disabled_us", 0),
+        pair("accepting_conns", u8::from(r(&s.listeners_paused) == 0)),
+        pair("listen_disabled_num", r(&s.listen_disabled_num)),
+        pair(
+            "time_in_listen_disabled_us",
+            r(&s.time_in_listen_disabled_us),
+        ),
         pair("threads", threads),
         pair("conn_yields", 0),
         pair("hash_power_level", 16),

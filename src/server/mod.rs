@@ -5,8 +5,8 @@
 pub mod auth;
 pub mod binary;
 pub mod conn;
-pub mod connection;
 pub mod dispatch;
+pub mod listener;
 pub mod meta;
 pub mod output;
 pub mod process;
@@ -196,7 +196,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
         ctx.conns
             .add_listener(listener.as_raw_fd(), format!("unix:{}", path.display()));
-        tasks.push(tokio::spawn(connection::accept_unix(
+        tasks.push(tokio::spawn(listener::accept_unix(
             listener,
             ctx.clone(),
             limit.clone(),
@@ -219,7 +219,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
                 ctx.conns
                     .add_listener(listener.as_raw_fd(), format!("tcp:{addr}"));
                 tracing::info!("listening on {addr}");
-                tasks.push(tokio::spawn(connection::accept_tcp(
+                tasks.push(tokio::spawn(listener::accept_tcp(
                     listener,
                     ctx.clone(),
                     limit.clone(),
