@@ -302,7 +302,13 @@ impl<'a, T: Transport> Conn<'a, T> {
                     ServerStats::add(&self.ctx.stats.bytes_read, n as u64);
                     return true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // A spurious wake-up (a fresh socket is reported ready once): an idle
+                    // connection must not keep a buffer while it waits.
+                    if buf.is_empty() {
+                        give_buffer(std::mem::take(buf));
+                    }
+                }
                 Err(_) => return false,
             }
         }
@@ -382,9 +388,10 @@ pub fn decoded<T>(
     }
 }
 
-/// Memory of the limit charged for the request a session is receiving: the bytes it must
-/// buffer past [`SMALL_FRAME`] (a large value, a long multi-get line), reserved before they
-/// are read and given back when the request completes, fails or the connection ends.
+/// Memory reserved for the request a session is receiving: the bytes it must buffer past
+/// [`SMALL_FRAME`] (a large value, a long multi-get line), taken from the store's transit
+/// budget before they are read and given back when the request completes, fails or the
+/// connection ends.
 pub struct Transit<'c> {
     store: &'c Store,
     bytes: u64,
@@ -396,8 +403,8 @@ impl<'c> Transit<'c> {
         Transit { store, bytes: 0 }
     }
 
-    /// Makes sure a request needing `need` buffered bytes is covered; false when the memory
-    /// limit has no room for it even after evictions (the request must then be refused).
+    /// Makes sure a request needing `need` buffered bytes is covered; false when the transit
+    /// budget has no room for it (the request must then be refused).
     pub fn cover(&mut self, need: usize) -> bool {
         let want = need.saturating_sub(SMALL_FRAME) as u64;
         if want <= self.bytes {

@@ -311,26 +311,29 @@ mod tests {
 
     #[test]
     fn no_room_for_a_value_refuses_it_and_discards_it() {
-        let ctx = Context::for_tests(Config {
-            memory_limit: 2 << 20,
-            no_evict: true,
-            ..Config::default()
-        });
-        let mut sessions: Vec<_> = (0..3)
+        let ctx = Context::for_tests(Config::default());
+        ctx.store
+            .store(crate::store::StoreMode::Set, b"sentinel", 0, 0, b"v");
+        let header = b"set k 0 0 900000\r\n";
+        let fit = ctx.store.transit_limit() / (900_000 - SMALL_FRAME as u64);
+        let mut sessions: Vec<_> = (0..=fit)
             .map(|_| Driver::new(TextSession::new(&ctx)))
             .collect();
-        let header = b"set k 0 0 900000\r\n";
-        for d in &mut sessions[..2] {
+        for d in &mut sessions[..fit as usize] {
             assert_eq!(d.feed_all(header), (Vec::new(), Stop::Read));
         }
-        // The third cannot reserve: refused at once, its value discarded as it arrives.
-        let d = &mut sessions[2];
+        // The next cannot reserve: refused at once, its value discarded as it arrives; no
+        // cached item was evicted to make room.
+        let d = sessions.last_mut().unwrap();
         let (out, _) = d.feed_all(header);
         assert_eq!(&out[..], b"SERVER_ERROR out of memory storing object\r\n");
         let (out, _) = d.feed_all(&[b'x'; 100_000]);
         assert!(out.is_empty() && d.input.buf.is_empty());
         let mut rest = vec![b'x'; 800_000];
-        rest.extend_from_slice(b"\r\nget k\r\n");
-        assert_eq!(&d.feed_all(&rest).0[..], b"END\r\n");
+        rest.extend_from_slice(b"\r\nget k\r\nget sentinel\r\n");
+        assert_eq!(
+            &d.feed_all(&rest).0[..],
+            b"END\r\nVALUE sentinel 0 1\r\nv\r\nEND\r\n"
+        );
     }
 }

@@ -357,10 +357,9 @@ enum Lookup {
 /// Bytes of slab memory in use against a changeable limit.
 #[derive(Debug)]
 struct MemAccount {
-    /// Charged to items and to requests still arriving.
     used: AtomicU64,
     limit: AtomicU64,
-    /// The part of `used` reserved for requests still arriving ([`Store::reserve_transit`]).
+    /// Reserved for requests still arriving ([`Store::reserve_transit`]), beside `used`.
     transit: AtomicU64,
 }
 
@@ -847,40 +846,35 @@ impl Store {
         }
     }
 
-    /// Reserves `bytes` of the memory limit for a request still arriving (a large value being
-    /// read), evicting items to make room as a store would (unless `-M`). False when no room
-    /// can be made: the request is then refused. Give the bytes back with
+    /// Reserves `bytes` for a request still arriving (a large value being read). Requests in
+    /// transit have a budget of their own beside the item memory, [`Store::transit_limit`]:
+    /// they never evict cached items (a flood of unfinished `set`s must not empty the cache),
+    /// and the item a completed request stores is charged and evicts for as any store. False
+    /// when the budget is spent: the request is then refused. Give the bytes back with
     /// [`Store::release_transit`] once the request is complete or gone.
     pub fn reserve_transit(&self, bytes: u64) -> bool {
-        let now = self.now();
-        let n = self.shards.len();
-        let mut start = (bytes as usize).wrapping_mul(0x9e37_79b9) % n;
-        loop {
-            if self.mem.try_reserve(bytes) {
-                self.mem.transit.fetch_add(bytes, Ordering::AcqRel);
-                return true;
-            }
-            // Evict one item, trying every shard once before giving up.
-            let evicted = (0..n).any(|i| {
-                let mut shard = self.shards[(start + i) % n].lock();
-                self.evict_in(&mut shard, None, None, now)
-            });
-            if !evicted {
-                return false;
-            }
-            start = (start + 1) % n;
-        }
+        let limit = self.transit_limit();
+        self.mem
+            .transit
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |t| {
+                (t + bytes <= limit).then_some(t + bytes)
+            })
+            .is_ok()
     }
 
     /// Gives back bytes taken by [`Store::reserve_transit`].
     pub fn release_transit(&self, bytes: u64) {
         self.mem.transit.fetch_sub(bytes, Ordering::AcqRel);
-        self.mem.release(bytes);
     }
 
-    /// Bytes reserved for requests still arriving.
+    /// Bytes reserved for requests in transit.
     pub fn transit_bytes(&self) -> u64 {
         self.mem.transit.load(Ordering::Acquire)
+    }
+
+    /// The budget of requests in transit: an eighth of the memory limit, at least 16 MiB.
+    pub fn transit_limit(&self) -> u64 {
+        (self.mem.limit.load(Ordering::Relaxed) / 8).max(16 << 20)
     }
 
     /// Deletes `key`; true if it was there.
@@ -1331,10 +1325,9 @@ impl Store {
         out
     }
 
-    /// Slab bytes charged to items now (not counting reservations for requests arriving).
+    /// Slab bytes charged to items now.
     pub fn memory_used(&self) -> u64 {
-        let used = self.mem.used.load(Ordering::Acquire);
-        used.saturating_sub(self.mem.transit.load(Ordering::Acquire))
+        self.mem.used.load(Ordering::Acquire)
     }
 
     /// The memory limit in bytes.
