@@ -124,7 +124,8 @@ fn state_write(o: &Outcome) -> Option<Write> {
         let n = s.encode_into(&mut buf);
         Write {
             value: SmallVec::from_slice(&buf[..n]),
-            ttl_ns: Some(o.ttl_ns),
+            // A TTL beyond 2^64 ns (584 years) is "never": the state must not expire early.
+            ttl_ns: u64::try_from(o.ttl_ns).ok(),
         }
     })
 }
@@ -142,18 +143,17 @@ fn apply_one(store: &Store, l: &Limit<'_>, mode: Mode) -> Result<Verdict, ApplyE
         } else {
             None
         };
-        let mut decisions = SmallVec::new();
-        decisions.push(o.decision);
-        let verdict = Verdict {
-            overall: o.decision,
-            decisions,
-        };
-        (Ok(verdict), write)
+        (Ok(o.decision), write)
     });
-    match result {
-        Ok(v) => v,
-        Err(UpdateError::NoMemory) => Err(ApplyError::NoMemory),
-    }
+    // The verdict is built here, not in the closure: moving it out of the nested results
+    // would copy all its inline decisions once more.
+    let d = result.map_err(|UpdateError::NoMemory| ApplyError::NoMemory)??;
+    let mut decisions = SmallVec::new();
+    decisions.push(d);
+    Ok(Verdict {
+        overall: d,
+        decisions,
+    })
 }
 
 #[cfg(test)]

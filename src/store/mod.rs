@@ -308,14 +308,16 @@ pub struct Write {
 }
 
 /// The relative expiry second of a state written at `now_ns` with `ttl_ns` to live (rounded
-/// up: a state never expires early); 0 = never.
+/// up: a state never expires early); 0 = never, also when that second is beyond the store's
+/// 32-bit relative time (about 136 years), so a far-future state is kept, not cut short.
 fn state_exptime(now_ns: u64, ttl_ns: Option<u64>) -> u32 {
-    match ttl_ns {
-        None => 0,
-        Some(ttl) => {
-            let secs = now_ns.saturating_add(ttl).div_ceil(1_000_000_000);
-            secs.min(u64::from(u32::MAX - TIME_BASE)) as u32 + TIME_BASE
-        }
+    // 2^64 ns is far beyond 2^32 s: an overflowing sum is "never" too.
+    let Some(end) = ttl_ns.and_then(|ttl| now_ns.checked_add(ttl)) else {
+        return 0;
+    };
+    match u32::try_from(end.div_ceil(1_000_000_000)) {
+        Ok(s) if s <= u32::MAX - TIME_BASE => s + TIME_BASE,
+        _ => 0,
     }
 }
 
