@@ -112,6 +112,7 @@ fn parse_limit<'a>(
         key,
         algorithm,
         params,
+        from_policy: false,
     })
 }
 

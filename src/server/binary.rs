@@ -655,6 +655,7 @@ fn ratelimit(
         key,
         algorithm: a.algorithm,
         params: a.params,
+        from_policy: false,
     };
     match super::dispatch::decide_counted(ctx, &[limit], a.mode) {
         Ok(v) => {
