@@ -433,4 +433,42 @@ mod tests {
         assert!(!apply(&s, &set, Mode::Consume).unwrap().overall.allowed);
         assert_eq!(s.stats().internal_items, 2);
     }
+
+    #[test]
+    fn a_state_full_again_past_2_64_ns_never_expires_early() {
+        let (s, clock) = store();
+        let far = Limit {
+            params: Params {
+                limit: 1,
+                period_ns: super::super::MAX_PERIOD_NS,
+                burst: u32::MAX,
+                cost: u32::MAX,
+            },
+            ..limit(b"far", 1, 1, 0, Algorithm::Gcra)
+        };
+        let v = apply(&s, &[far], Mode::Consume).unwrap();
+        assert!(v.overall.reset_after_ns > u128::from(u64::MAX));
+        // Stored without an expiry (the store cannot express one that far), not cut short.
+        assert_eq!((s.len(), s.scheduled()), (1, 0));
+        clock.advance_secs(100 * 365 * 86_400);
+        s.housekeep(100);
+        let one = Limit {
+            params: Params {
+                cost: 1,
+                ..far.params
+            },
+            ..far
+        };
+        // 100 periods later, 100 tokens are back (a lost state would show 2^32-2 left).
+        let d = apply(&s, &[one], Mode::Peek).unwrap().overall;
+        assert_eq!((d.allowed, d.remaining), (true, 99));
+        // An ordinary state is scheduled on the wheel.
+        apply(
+            &s,
+            &[limit(b"near", 10, 60, 0, Algorithm::Gcra)],
+            Mode::Consume,
+        )
+        .unwrap();
+        assert_eq!(s.scheduled(), 1);
+    }
 }

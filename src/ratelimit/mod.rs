@@ -307,7 +307,9 @@ pub struct Outcome {
 ///
 /// The caller must refuse a stored state of another algorithm (`State::algorithm() != alg`) and
 /// invalid parameters ([`Params::validate`]) before calling; if it does not, the request is
-/// denied with `retry_after_ns == u128::MAX` and nothing is written (never a silent reset).
+/// denied with `retry_after_ns == u64::MAX` (the sentinel it always had, so a caller that
+/// lets such a request through answers as before) and nothing is written (never a silent
+/// reset).
 pub fn decide(
     alg: Algorithm,
     state: Option<&State>,
@@ -321,7 +323,7 @@ pub fn decide(
                 allowed: false,
                 limit: u64::from(params.capacity()),
                 remaining: 0,
-                retry_after_ns: u128::MAX,
+                retry_after_ns: u128::from(u64::MAX),
                 reset_after_ns: 0,
             },
             new_state: None,

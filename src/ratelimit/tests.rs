@@ -142,7 +142,7 @@ fn refuses_what_the_caller_should_have_refused() {
     let bad = Params { cost: 11, ..p };
     for mode in [Mode::Consume, Mode::Peek, Mode::Refund] {
         let out = decide(Algorithm::Sliding, None, &bad, mode, 0);
-        assert_eq!(out.decision.retry_after_ns, u128::MAX);
+        assert_eq!(out.decision.retry_after_ns, u128::from(u64::MAX));
         assert!(!out.decision.allowed && out.new_state.is_none());
     }
     let zero = Params { limit: 0, ..p };
