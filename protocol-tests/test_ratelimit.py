@@ -1,11 +1,17 @@
 """The ratelimit command family (../shared/spec/ratelimit.md) over TCP: ratecached only."""
+import base64
 import re
 import socket
+import struct
+import subprocess
 import threading
 import time
 
 import pytest
 from pymemcache.client.base import Client
+
+import binproto as bp
+from helpers import base_args, free_port
 
 pytestmark = pytest.mark.ratecached_only
 
@@ -245,6 +251,124 @@ def test_policies_file_and_sighup_reload(make_server, tmp_path):
         c.recv_until(b"END\r\n")
         assert c.request(b"ratelimit u1 @free\r\n") == b"CLIENT_ERROR unknown policy\r\n"
 
+
+
+def wait_for(check, what: str, timeout: float = 10.0):
+    """Polls `check()` until it returns something truthy (a reload is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_extreme_parameters_are_exact(conn):
+    # 600 tokens at one per 365 days: 600 years of debt, past 2^64 ns.
+    assert conn.request(b"ratelimit x:1 1 365d 1000 600\r\n") == b"ALLOWED 1000 400 0 18921600000000\r\n"
+    # The largest corner: a reset_after past 2^64 ms is printed in full.
+    full = (2**32 - 1) * 31_536_000_000
+    assert conn.request(b"ratelimit x:2 1 365d 4294967295 4294967295\r\n") == (
+        b"ALLOWED 4294967295 0 0 %d\r\n" % full
+    )
+    assert conn.request(b"ratelimit x:2 1 365d 4294967295\r\n") == (
+        b"DENIED 4294967295 0 31536000000 %d\r\n" % full
+    )
+    assert conn.request(b"ml x:2 R1 W365d B4294967295 a t\r\n") == b"NS a31536000000 t%d\r\n" % full
+    assert conn.request(b"ratelimit x:3 4294967295 1ms 4294967295 4294967295\r\n") == (
+        b"ALLOWED 4294967295 0 0 1\r\n"
+    )
+
+
+def test_policy_reload_refuses_an_empty_file_and_restarts_changed_algorithms(make_server, tmp_path):
+    policies = tmp_path / "policies.toml"
+    policies.write_text(
+        '[policy.p]\nlimits = [ { limit = 1, period = "1h" }, { limit = 100, period = "1h" } ]\n'
+    )
+    srv = make_server("--policies", str(policies))
+    with srv.connect() as c:
+        def policy(line: bytes) -> list[bytes]:
+            return c.request(line, until=b"END\r\n").split(b"\r\n")[:3]
+
+        assert policy(b"ratelimit u1 @p\r\n")[0].startswith(b"ALLOWED 1 0 ")
+        assert policy(b"ratelimit u1 @p\r\n")[0].startswith(b"DENIED 1 0 ")
+        # A truncated deploy: the reload is refused, the old policy stays in force.
+        policies.write_text("")
+        srv.proc.send_signal(1)
+        wait_for(lambda: "policy reload failed" in srv.log_text(), "the refused reload in the log")
+        assert "defines no policy" in srv.log_text()
+        assert policy(b"ratelimit u1 @p\r\n")[0].startswith(b"DENIED 1 0 ")
+        # The first limit becomes a fixed window: its live subject starts afresh instead of
+        # answering "incompatible"; the second limit keeps its state (99 left).
+        policies.write_text(
+            '[policy.p]\nlimits = [ { limit = 1, period = "1h", algorithm = "fixed" },'
+            ' { limit = 100, period = "1h" } ]\n'
+        )
+        srv.proc.send_signal(1)
+        wait_for(lambda: c.request(b"ratelimit u1 @p peek\r\n", until=b"END\r\n").startswith(b"ALLOWED"),
+                 "the reloaded policy")
+        lines = policy(b"ratelimit u1 @p\r\n")
+        assert lines[0].startswith(b"ALLOWED 1 0 ")
+        assert lines[2].startswith(b"ALLOWED 100 98 ")
+        assert policy(b"ratelimit u1 @p\r\n")[0].startswith(b"DENIED 1 0 ")
+        # Explicit requests still refuse another algorithm's state.
+        assert c.request(b"ratelimit u1 1 1h\r\n") == b"CLIENT_ERROR key holds incompatible value\r\n"
+        assert c.request(b"ratelimit u1 1 1h fixed\r\n").startswith(b"DENIED 1 0 ")
+
+
+def test_an_empty_policy_file_stops_the_server_at_start(binary, tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    proc = subprocess.run(
+        [binary] + base_args(free_port()) + ["--policies", str(empty)],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=10,
+    )
+    assert proc.returncode != 0
+    assert f"{empty}: policy file defines no policy" in proc.stderr.decode(errors="replace")
+
+
+def test_hidden_states_are_out_of_clients_reach(make_server, tmp_path):
+    policies = tmp_path / "policies.toml"
+    policies.write_text(
+        '[policy.two]\nlimits = [ { limit = 100, period = "1h" },'
+        ' { limit = 2, period = "1h", algorithm = "fixed" } ]\n'
+    )
+    srv = make_server("--policies", str(policies))
+    hidden = b"u42\x00\x01"  # where the second limit's state of subject u42 lives
+    b64 = base64.b64encode(hidden)
+    with srv.connect() as c, srv.connect() as b:
+        def decide() -> list[bytes]:
+            return c.request(b"ratelimit u42 @two\r\n", until=b"END\r\n").split(b"\r\n")[:3]
+
+        first = decide()
+        assert first[1].startswith(b"ALLOWED 100 99 ") and first[2].startswith(b"ALLOWED 2 1 ")
+
+        def binary(packet: bytes) -> bp.Resp:
+            b.send(packet)
+            return bp.read_resp(b)
+
+        # Binary commands with the raw key, meta commands with the base64 key: all miss.
+        assert binary(bp.get(hidden)).status == bp.NOT_FOUND
+        assert binary(bp.req(bp.DELETE, hidden)).status == bp.NOT_FOUND
+        assert c.request(b"mg " + b64 + b" b v\r\n") == b"EN\r\n"
+        assert c.request(b"md " + b64 + b" b\r\n") == b"NF\r\n"
+        # Storing under those bytes makes a separate client item, seen by both protocols.
+        assert c.roundtrip(b"ms " + b64 + b" 4 b\r\nmine\r\n") == b"HD\r\n"
+        assert c.request(b"mg " + b64 + b" b v\r\nmn\r\n", until=b"MN\r\n") == b"VA 4\r\nmine\r\nMN\r\n"
+        r = binary(bp.get(hidden))
+        assert (r.status, r.value) == (bp.OK, b"mine")
+        assert binary(bp.store(bp.SET, hidden, b"bin")).status == bp.OK
+        assert binary(bp.get(hidden)).value == b"bin"
+        # The policy's decisions are unaffected: the second limit has one token left.
+        second = decide()
+        assert second[0].startswith(b"ALLOWED 2 0 ") and second[2].startswith(b"ALLOWED 2 0 ")
+        assert binary(bp.req(bp.DELETE, hidden)).status == bp.OK
+        assert binary(bp.req(bp.DELETE, hidden)).status == bp.NOT_FOUND
+        assert binary(bp.get(hidden)).status == bp.NOT_FOUND
+        assert c.request(b"mg " + b64 + b" b v\r\n") == b"EN\r\n"
+        assert decide()[0].startswith(b"DENIED 2 0 ")
+        assert int(c.stats()["ratelimit_keys"]) == 2
 
 # ---- ml: the meta form -------------------------------------------------------------------
 

@@ -112,6 +112,7 @@ fn parse_limit<'a>(
         key,
         algorithm,
         params,
+        from_policy: false,
     })
 }
 
@@ -224,10 +225,20 @@ pub fn write_decision(out: &mut BytesMut, d: &Decision) {
     out.put_u8(b' ');
     out.put_slice(n.format(d.remaining).as_bytes());
     out.put_u8(b' ');
-    out.put_slice(n.format(d.retry_after_ms()).as_bytes());
+    put_wide(out, &mut n, d.retry_after_ms());
     out.put_u8(b' ');
-    out.put_slice(n.format(d.reset_after_ms()).as_bytes());
+    put_wide(out, &mut n, d.reset_after_ms());
     out.put_slice(b"\r\n");
+}
+
+/// Appends a u128 in decimal, through itoa's cheaper u64 path when it fits (it nearly always
+/// does: only durations past 584 million years need more).
+#[inline]
+fn put_wide(out: &mut BytesMut, n: &mut itoa::Buffer, v: u128) {
+    match u64::try_from(v) {
+        Ok(v) => out.put_slice(n.format(v).as_bytes()),
+        Err(_) => out.put_slice(n.format(v).as_bytes()),
+    }
 }
 
 #[cfg(test)]
@@ -362,6 +373,18 @@ mod tests {
         };
         write_decision(&mut out, &d);
         assert_eq!(&out[..], b"DENIED 10 0 600 6000\r\n");
+        // Durations past 2^64 ms are printed exactly.
+        let far = Decision {
+            retry_after_ns: 1_000_000 * (1u128 << 64),
+            reset_after_ns: 1_000_000 * u128::from(u64::MAX),
+            ..d
+        };
+        out.clear();
+        write_decision(&mut out, &far);
+        assert_eq!(
+            &out[..],
+            b"DENIED 10 0 18446744073709551616 18446744073709551615\r\n"
+        );
     }
 }
 
@@ -511,8 +534,8 @@ pub fn write_meta_decision(out: &mut BytesMut, req: &MetaLimit<'_>, d: &Decision
     out.put_slice(if d.allowed { b"HD" } else { b"NS" });
     for tok in &req.tokens {
         let (flag, v) = match tok[0] {
-            b'l' => (b'l', d.limit),
-            b'r' => (b'r', d.remaining),
+            b'l' => (b'l', u128::from(d.limit)),
+            b'r' => (b'r', u128::from(d.remaining)),
             b'a' => (b'a', d.retry_after_ms()),
             b't' => (b't', d.reset_after_ms()),
             b'O' => {
@@ -528,7 +551,7 @@ pub fn write_meta_decision(out: &mut BytesMut, req: &MetaLimit<'_>, d: &Decision
         };
         out.put_u8(b' ');
         out.put_u8(flag);
-        out.put_slice(n.format(v).as_bytes());
+        put_wide(out, &mut n, v);
     }
     out.put_slice(b"\r\n");
 }

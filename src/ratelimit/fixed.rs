@@ -27,8 +27,12 @@ pub(super) fn decide(state: Option<&State>, p: &Params, mode: Mode, now_ns: u64)
         allowed,
         limit,
         remaining: limit.saturating_sub(count_after),
-        retry_after_ns,
-        reset_after_ns: if count_after > 0 { to_window_end } else { 0 },
+        retry_after_ns: u128::from(retry_after_ns),
+        reset_after_ns: if count_after > 0 {
+            u128::from(to_window_end)
+        } else {
+            0
+        },
     };
     match mode {
         Mode::Consume | Mode::Peek => {
@@ -65,6 +69,7 @@ mod tests {
 
     const MS: u64 = 1_000_000;
     const S: u64 = 1_000_000_000;
+    const S128: u128 = S as u128;
 
     fn run(state: &mut Option<State>, p: &Params, mode: Mode, now: u64) -> Decision {
         window_step(Algorithm::Fixed, state, p, mode, now)
@@ -79,18 +84,18 @@ mod tests {
             let d = run(&mut st, &p, Mode::Consume, t0 + i);
             assert_eq!(
                 (d.allowed, d.remaining, d.reset_after_ns),
-                (true, 2 - i, 55 * S - i)
+                (true, 2 - i, u128::from(55 * S - i))
             );
         }
         let d = run(&mut st, &p, Mode::Consume, t0 + 10 * S);
         assert_eq!((d.allowed, d.remaining), (false, 0));
-        assert_eq!((d.retry_after_ns, d.reset_after_ns), (45 * S, 45 * S));
+        assert_eq!((d.retry_after_ns, d.reset_after_ns), (45 * S128, 45 * S128));
         assert_eq!(d.retry_after_ms(), 45_000);
         assert!(!run(&mut st, &p, Mode::Consume, 180 * S - 1).allowed);
         let d = run(&mut st, &p, Mode::Consume, 180 * S);
         assert_eq!(
             (d.allowed, d.remaining, d.reset_after_ns),
-            (true, 2, 60 * S)
+            (true, 2, 60 * S128)
         );
     }
 
@@ -100,7 +105,7 @@ mod tests {
         let mut st = None;
         run(&mut st, &p, Mode::Consume, 0);
         let d = run(&mut st, &p, Mode::Consume, 0);
-        assert_eq!((d.allowed, d.remaining, d.retry_after_ns), (false, 2, S));
+        assert_eq!((d.allowed, d.remaining, d.retry_after_ns), (false, 2, S128));
     }
 
     #[test]
@@ -138,7 +143,7 @@ mod tests {
         // ...still count in the hour window that contains them,
         let d = run(&mut st, &params(100, 3600 * S, 41), Mode::Consume, t + S);
         assert_eq!((d.allowed, d.remaining), (false, 40));
-        assert_eq!(d.retry_after_ns, 3600 * S - (5 * 60 + 31) * S);
+        assert_eq!(d.retry_after_ns, 3600 * S128 - (5 * 60 + 31) * S128);
         // and in the ten-second window 10:05:30 - 10:05:40 too, but not in the next one.
         let d = run(&mut st, &params(100, 10 * S, 41), Mode::Consume, t + S);
         assert_eq!((d.allowed, d.remaining), (false, 40));
@@ -154,11 +159,11 @@ mod tests {
                 let mut st = None;
                 let d = run(&mut st, &p, Mode::Consume, now);
                 assert!(d.allowed && d.remaining == 0);
-                assert_eq!(d.reset_after_ns, period - now % period);
+                assert_eq!(d.reset_after_ns, u128::from(period - now % period));
                 let d = run(&mut st, &params(u32::MAX, period, 1), Mode::Consume, now);
                 assert_eq!(
                     (d.allowed, d.retry_after_ns),
-                    (false, period - now % period)
+                    (false, u128::from(period - now % period))
                 );
                 assert_eq!(State::decode(&st.unwrap().to_bytes()), st);
                 let d = run(&mut st, &params(1, period, 1), Mode::Consume, now);
@@ -178,6 +183,6 @@ mod tests {
             3,
         );
         assert!(!out.decision.allowed);
-        assert_eq!(out.decision.retry_after_ns, S - 3);
+        assert_eq!(out.decision.retry_after_ns, S128 - 3);
     }
 }

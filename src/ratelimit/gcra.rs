@@ -5,7 +5,7 @@
 //! `debt = max(tat - now, 0)` is the time until the bucket is full; tokens left are
 //! `(tau - debt) / T`.
 
-use super::{sat_u64, Decision, Mode, Outcome, Params, State, Tat};
+use super::{wide, Decision, Mode, Outcome, Params, State, Tat};
 
 /// See the module docs of [`super`] for the meaning of each answer.
 pub(super) fn decide(state: Option<&State>, p: &Params, mode: Mode, now_ns: u64) -> Outcome {
@@ -21,10 +21,11 @@ pub(super) fn decide(state: Option<&State>, p: &Params, mode: Mode, now_ns: u64)
     let answer = |allowed: bool, debt_after: u128, retry: u128| Decision {
         allowed,
         limit: u64::from(p.capacity()),
-        // tau - debt' <= tau, so the quotient is at most the capacity.
-        remaining: sat_u64(tau.saturating_sub(debt_after) / period),
-        retry_after_ns: sat_u64(retry.div_ceil(l)),
-        reset_after_ns: sat_u64(debt_after.div_ceil(l)),
+        // tau - debt' <= tau = capacity * period, so the quotient is at most the capacity.
+        remaining: wide::div_floor(tau.saturating_sub(debt_after), p.period_ns) as u64,
+        // Exact: debts and retries are below 2^88 units, so below 2^88 ns.
+        retry_after_ns: wide::div_ceil(retry, u64::from(p.limit)),
+        reset_after_ns: wide::div_ceil(debt_after, u64::from(p.limit)),
     };
     match mode {
         Mode::Consume | Mode::Peek => {
@@ -55,6 +56,8 @@ mod tests {
 
     const MS: u64 = 1_000_000;
     const S: u64 = 1_000_000_000;
+    const MS128: u128 = MS as u128;
+    const S128: u128 = S as u128;
 
     fn params(limit: u32, period_ns: u64, burst: u32, cost: u32) -> Params {
         Params {
@@ -73,7 +76,7 @@ mod tests {
         out.decision
     }
 
-    fn wire(d: &Decision) -> (bool, u64, u64, u64, u64) {
+    fn wire(d: &Decision) -> (bool, u64, u64, u128, u128) {
         (
             d.allowed,
             d.limit,
@@ -125,7 +128,7 @@ mod tests {
         assert!(!d.allowed);
         // Exactly T = 142857142.857 ns later (rounded up) one token is back.
         assert_eq!(d.retry_after_ns, 142_857_143);
-        assert_eq!(d.reset_after_ns, S);
+        assert_eq!(d.reset_after_ns, S128);
         assert!(!run(&mut st, &p, Mode::Peek, 42 + 142_857_142).allowed);
         assert!(run(&mut st, &p, Mode::Consume, 42 + 142_857_143).allowed);
     }
@@ -137,7 +140,7 @@ mod tests {
         let mut st = None;
         let d = run(&mut st, &p, Mode::Consume, 7);
         assert!(d.allowed);
-        assert_eq!((d.remaining, d.reset_after_ns), (0, MS));
+        assert_eq!((d.remaining, d.reset_after_ns), (0, MS128));
         let p1 = Params { cost: 1, ..p };
         let d = run(&mut st, &p1, Mode::Consume, 7);
         assert!(!d.allowed);
@@ -156,14 +159,18 @@ mod tests {
             let d = run(&mut st, &p, Mode::Consume, now);
             assert!(d.allowed);
             assert_eq!(d.remaining, 0);
-            assert_eq!(d.reset_after_ns, u64::MAX); // saturated report
+            // Exact far beyond 2^64 ns: (2^32-1) periods of 365 days.
+            assert_eq!(
+                d.reset_after_ns,
+                u128::from(u32::MAX) * u128::from(MAX_PERIOD_NS)
+            );
             let Some(State::Gcra(t)) = st else { panic!() };
             assert!(t.ns() > u128::from(u64::MAX));
             assert_eq!(State::decode(&st.unwrap().to_bytes()), st);
             let p1 = Params { cost: 1, ..p };
             let d = run(&mut st, &p1, Mode::Consume, now);
             assert!(!d.allowed);
-            assert_eq!(d.retry_after_ns, MAX_PERIOD_NS);
+            assert_eq!(d.retry_after_ns, u128::from(MAX_PERIOD_NS));
             let d = run(&mut st, &p1, Mode::Refund, now);
             assert!(d.allowed && d.remaining == 1);
         }
@@ -175,14 +182,14 @@ mod tests {
         let mut st = None;
         assert!(run(&mut st, &p, Mode::Consume, 0).allowed);
         let d = run(&mut st, &p, Mode::Consume, 1);
-        assert_eq!((d.allowed, d.retry_after_ns), (false, S - 1));
+        assert_eq!((d.allowed, d.retry_after_ns), (false, S128 - 1));
         assert!(run(&mut st, &p, Mode::Consume, S).allowed);
 
         let p = params(10, S, 5, 5);
         let mut st = None;
         assert!(run(&mut st, &p, Mode::Consume, 0).allowed);
         let d = run(&mut st, &p, Mode::Consume, 0);
-        assert_eq!((d.allowed, d.retry_after_ns), (false, 500 * MS));
+        assert_eq!((d.allowed, d.retry_after_ns), (false, 500 * MS128));
     }
 
     #[test]
@@ -232,8 +239,8 @@ mod tests {
         let fast = params(10, S, 20, 1);
         let d = run(&mut st, &fast, Mode::Consume, 0);
         assert_eq!((d.allowed, d.remaining), (false, 0));
-        assert_eq!(d.retry_after_ns, 8_100 * MS);
-        assert_eq!(d.reset_after_ns, 10 * S);
+        assert_eq!(d.retry_after_ns, 8_100 * MS128);
+        assert_eq!(d.reset_after_ns, 10 * S128);
         // A fraction written under limit 3 is rounded up onto the 1/7 ns grid.
         let st = Some(State::Gcra(Tat::new(0, 1, 3).unwrap()));
         let out = decide(

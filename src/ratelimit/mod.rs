@@ -10,8 +10,12 @@
 //! No floating point. With `T = period / limit`, every quantity is kept in units of `1/limit`
 //! ns (`cost*T = cost*period` such units), so the gcra decision and the stored TAT are exact for
 //! every fractional `T`; fixed and sliding compare cross-multiplied integers. Intermediates are
-//! u128 and saturate, so nothing overflows or panics for any input (any `now_ns: u64`, any
-//! decoded state). The only rounding anywhere is always toward denial:
+//! u128 (divisions take a u64 fast path when the quantity fits, see `wide`), and so are the
+//! times a [`Decision`] reports: across the whole parameter range (limit 1..2^32-1, period
+//! 1 ms..365 days, burst 0..2^32-1, cost 1..2^32-1) and any `now_ns: u64`, every answer is
+//! exact, including debts far beyond 2^64 ns (up to `(2^32-1) * 365 days`, about 2^87 ns).
+//! Nothing overflows or panics for any input, forged decoded states included (only those
+//! can reach the saturating guards). The only rounding anywhere is always toward denial:
 //! - times reported (`retry_after_ns`, `reset_after_ns`) are rounded UP to the nanosecond (and
 //!   again to the millisecond by [`Decision::retry_after_ms`]), so waiting that long suffices;
 //! - a gcra TAT written under another `limit` is rounded UP onto the new `1/limit` ns grid
@@ -67,6 +71,9 @@ mod state;
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_extremes;
+mod wide;
 
 use std::fmt;
 
@@ -246,25 +253,38 @@ pub struct Decision {
     /// Whole tokens left after this decision.
     pub remaining: u64,
     /// 0 when allowed; else the shortest wait (ns, >= 1) after which this request passes.
-    pub retry_after_ns: u64,
-    /// Time (ns) until the state is full again.
-    pub reset_after_ns: u64,
+    /// Exact: up to about 2^87 ns (cost `2^32-1` at one token per 365 days).
+    pub retry_after_ns: u128,
+    /// Time (ns) until the state is full again. Exact, up to about 2^88 ns.
+    pub reset_after_ns: u128,
 }
 
 /// Nanoseconds rounded UP to whole milliseconds, as the wire reports durations.
-pub fn ns_to_ms_ceil(ns: u64) -> u64 {
-    ns.div_ceil(1_000_000)
+pub fn ns_to_ms_ceil(ns: u128) -> u128 {
+    wide::div_ceil(ns, 1_000_000)
 }
 
 impl Decision {
-    /// `retry_after` for the wire: milliseconds, rounded up (>= 1 when denied).
-    pub fn retry_after_ms(&self) -> u64 {
+    /// `retry_after` for the wire: milliseconds, rounded up (>= 1 when denied). Exact; it can
+    /// exceed `u64::MAX` (see [`Decision::retry_after_ms_u64`] for a 64-bit field).
+    pub fn retry_after_ms(&self) -> u128 {
         ns_to_ms_ceil(self.retry_after_ns)
     }
 
-    /// `reset_after` for the wire: milliseconds, rounded up.
-    pub fn reset_after_ms(&self) -> u64 {
+    /// `reset_after` for the wire: milliseconds, rounded up. Exact, as `retry_after_ms`.
+    pub fn reset_after_ms(&self) -> u128 {
         ns_to_ms_ceil(self.reset_after_ns)
+    }
+
+    /// `retry_after_ms` for a 64-bit wire field (the binary protocol's extras): exact below
+    /// 2^64 ms (about 584 million years), else `u64::MAX`.
+    pub fn retry_after_ms_u64(&self) -> u64 {
+        u64::try_from(self.retry_after_ms()).unwrap_or(u64::MAX)
+    }
+
+    /// `reset_after_ms` for a 64-bit wire field, as [`Decision::retry_after_ms_u64`].
+    pub fn reset_after_ms_u64(&self) -> u64 {
+        u64::try_from(self.reset_after_ms()).unwrap_or(u64::MAX)
     }
 }
 
@@ -279,7 +299,7 @@ pub struct Outcome {
     /// With `Some` state: the time until it is full again, after which it is equivalent to an
     /// absent key and may be reclaimed. 0 means it already is (deleting the key or storing it
     /// are equally correct). 0 when `new_state` is `None`.
-    pub ttl_ns: u64,
+    pub ttl_ns: u128,
 }
 
 /// Decides one request at `now_ns` (server monotonic clock) against the key's decoded state
@@ -287,7 +307,9 @@ pub struct Outcome {
 ///
 /// The caller must refuse a stored state of another algorithm (`State::algorithm() != alg`) and
 /// invalid parameters ([`Params::validate`]) before calling; if it does not, the request is
-/// denied with `retry_after_ns == u64::MAX` and nothing is written (never a silent reset).
+/// denied with `retry_after_ns == u64::MAX` (the sentinel it always had, so a caller that
+/// lets such a request through answers as before) and nothing is written (never a silent
+/// reset).
 pub fn decide(
     alg: Algorithm,
     state: Option<&State>,
@@ -301,7 +323,7 @@ pub fn decide(
                 allowed: false,
                 limit: u64::from(params.capacity()),
                 remaining: 0,
-                retry_after_ns: u64::MAX,
+                retry_after_ns: u128::from(u64::MAX),
                 reset_after_ns: 0,
             },
             new_state: None,
@@ -313,11 +335,6 @@ pub fn decide(
         Algorithm::Fixed => fixed::decide(state, params, mode, now_ns),
         Algorithm::Sliding => sliding::decide(state, params, mode, now_ns),
     }
-}
-
-/// A u128 quantity of ns reported as u64, saturating.
-fn sat_u64(x: u128) -> u64 {
-    u64::try_from(x).unwrap_or(u64::MAX)
 }
 
 impl Outcome {

@@ -56,9 +56,18 @@ struct LimitDef {
 }
 
 impl Policies {
-    /// Parses a policy file's text; the error names the policy and what is wrong.
+    /// Parses a policy file's text; the error names the policy and what is wrong. A file that
+    /// defines no policy (empty, only comments, no `[policy.NAME]` table) is an error: it is
+    /// what a truncated deploy looks like, and accepting it would drop every policy.
     pub fn parse(text: &str) -> Result<Policies, String> {
         let file: File = toml::from_str(text).map_err(|e| format!("policy file: {e}"))?;
+        if file.policy.is_empty() {
+            return Err(
+                "policy file defines no policy (no [policy.NAME] table): an empty or truncated \
+                 file is refused"
+                    .to_string(),
+            );
+        }
         let mut map = HashMap::new();
         for (name, def) in file.policy {
             if def.limits.is_empty() || def.limits.len() > MAX_LIMITS {
@@ -96,10 +105,12 @@ impl Policies {
         Ok(Policies { map })
     }
 
-    /// Reads and parses a policy file.
+    /// Reads and parses a policy file; the error starts with the file's path.
     pub fn load(path: &Path) -> Result<Policies, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&text)
+        std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| Self::parse(&text))
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// The limits of policy `name` applied to `key` at `cost`, or `None` for an unknown policy.
@@ -112,6 +123,7 @@ impl Policies {
                     key,
                     algorithm: l.algorithm,
                     params: Params { cost, ..l.params },
+                    from_policy: true,
                 })
                 .collect(),
         )
@@ -176,5 +188,37 @@ limits = [ { limit = 10, period = 60, algorithm = "fixed" } ]
         assert!(Policies::parse("[policy.x]\nlimits = [{ limit = 5, period = \"1s\", burst = 2, algorithm = \"fixed\" }]").is_err());
         assert!(Policies::parse("[policy.x]\nlimitz = 1").is_err());
         assert!(Policies::parse("not toml [").is_err());
+    }
+
+    #[test]
+    fn refuses_a_file_without_policies() {
+        for text in [
+            "",
+            "\n  \n",
+            "# all commented out\n",
+            "policy = {}",
+            "[policy]\n",
+        ] {
+            let e = Policies::parse(text).unwrap_err();
+            assert!(e.contains("defines no policy"), "{text:?}: {e}");
+        }
+        // A file cut inside a table is a syntax error.
+        assert!(Policies::parse("[policy.free]\nlimits = [ { limit = 100, per").is_err());
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("ratecache-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.toml");
+        std::fs::write(&path, "").unwrap();
+        let e = Policies::load(&path).unwrap_err();
+        assert!(e.starts_with(&format!("{}: ", path.display())), "{e}");
+        std::fs::write(&path, SPEC).unwrap();
+        assert_eq!(Policies::load(&path).unwrap().len(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(Policies::load(&path)
+            .unwrap_err()
+            .starts_with(&format!("{}: ", path.display())));
     }
 }

@@ -5,7 +5,7 @@
 //! time and the current period; with an unchanged period this is the textbook two-counter roll.
 //! Comparisons are cross-multiplied by `period`, so they are exact.
 
-use super::{Decision, Mode, Outcome, Params, State};
+use super::{wide, Decision, Mode, Outcome, Params, State};
 
 /// A counter assigned to a window: tokens and the time of the last one.
 #[derive(Clone, Copy, Default)]
@@ -65,19 +65,20 @@ pub(super) fn decide(state: Option<&State>, p: &Params, mode: Mode, now_ns: u64)
     let capacity = lim * per;
     // estimate * period, exact.
     let estimate = |c: u64, pv: u64| u128::from(pv) * (per - e128) + u128::from(c) * per;
-    let answer = |allowed: bool, c: u64, pv: u64, retry_after_ns: u64| Decision {
+    let answer = |allowed: bool, c: u64, pv: u64, retry_after_ns: u128| Decision {
         allowed,
         limit: u64::from(p.limit),
         // <= capacity / period = limit
-        remaining: (capacity.saturating_sub(estimate(c, pv)) / per) as u64,
+        remaining: wide::div_floor(capacity.saturating_sub(estimate(c, pv)), period) as u64,
         retry_after_ns,
-        reset_after_ns: if c > 0 {
+        // 2 * period <= 2 * 365 days: no overflow.
+        reset_after_ns: u128::from(if c > 0 {
             2 * period - e
         } else if pv > 0 {
             period - e
         } else {
             0
-        },
+        }),
     };
 
     match mode {
@@ -107,7 +108,7 @@ pub(super) fn decide(state: Option<&State>, p: &Params, mode: Mode, now_ns: u64)
                 let x = per - room.checked_div(c).unwrap_or(per).min(per);
                 per - e128 + x
             };
-            Outcome::new(answer(false, curr.count, prev.count, retry as u64), None)
+            Outcome::new(answer(false, curr.count, prev.count, retry), None)
         }
         Mode::Refund => {
             if curr.count == 0 && prev.count == 0 {
@@ -134,6 +135,7 @@ mod tests {
 
     const MS: u64 = 1_000_000;
     const S: u64 = 1_000_000_000;
+    const S128: u128 = S as u128;
 
     fn run(state: &mut Option<State>, p: &Params, mode: Mode, now: u64) -> Decision {
         window_step(Algorithm::Sliding, state, p, mode, now)
@@ -151,19 +153,19 @@ mod tests {
         let d = run(&mut st, &params(10, 60 * S, 10), Mode::Consume, 30 * S);
         assert_eq!(
             (d.allowed, d.remaining, d.reset_after_ns),
-            (true, 0, 90 * S)
+            (true, 0, 90 * S128)
         );
         // 15 s into the next window the previous 10 weigh 7.5.
         let d = run(&mut st, &params(10, 60 * S, 1), Mode::Consume, 75 * S);
         assert_eq!(
             (d.allowed, d.remaining, d.reset_after_ns),
-            (true, 1, 105 * S)
+            (true, 1, 105 * S128)
         );
         let p2 = params(10, 60 * S, 2);
         let d = run(&mut st, &p2, Mode::Consume, 75 * S);
         assert_eq!((d.allowed, d.remaining), (false, 1));
         // 10 * 42/60 + 1 + 2 = 10 fits at 78 s.
-        assert_eq!(d.retry_after_ns, 3 * S);
+        assert_eq!(d.retry_after_ns, 3 * S128);
         assert!(!peek(&st, &p2, 78 * S - 1));
         assert!(peek(&st, &p2, 78 * S));
     }
@@ -176,10 +178,10 @@ mod tests {
         let d = run(&mut st, &p2, Mode::Consume, 10 * S);
         assert!(!d.allowed);
         // 9 * (60 - x)/60 + 2 <= 10 from x = 6.666666667 s into the next window.
-        assert_eq!(d.retry_after_ns, 50 * S + 6_666_666_667);
+        assert_eq!(d.retry_after_ns, 50 * S128 + 6_666_666_667);
         assert!(!peek(&st, &p2, 66_666_666_666));
         assert!(peek(&st, &p2, 66_666_666_667));
-        assert_eq!(d.reset_after_ns, 110 * S);
+        assert_eq!(d.reset_after_ns, 110 * S128);
     }
 
     #[test]
@@ -189,7 +191,7 @@ mod tests {
         run(&mut st, &p, Mode::Consume, 0);
         let p1 = params(4, S, 1);
         let d = run(&mut st, &p1, Mode::Consume, S - 1);
-        assert_eq!((d.allowed, d.retry_after_ns), (false, S / 4 + 1));
+        assert_eq!((d.allowed, d.retry_after_ns), (false, S128 / 4 + 1));
         assert!(!peek(&st, &p1, S));
         assert!(peek(&st, &p1, S + S / 4));
         assert_eq!(run(&mut st, &p1, Mode::Peek, 2 * S).remaining, 3);
@@ -211,7 +213,7 @@ mod tests {
                 prev: 3
             })
         );
-        assert_eq!((d.remaining, d.reset_after_ns), (7, S));
+        assert_eq!((d.remaining, d.reset_after_ns), (7, S128));
         let out = decide(
             Algorithm::Sliding,
             st.as_ref(),
@@ -265,7 +267,7 @@ mod tests {
                     now,
                 );
                 assert!(d.allowed && d.remaining == 0);
-                assert_eq!(d.reset_after_ns, 2 * period - e);
+                assert_eq!(d.reset_after_ns, u128::from(2 * period - e));
                 let d = run(&mut st, &params(u32::MAX, period, 1), Mode::Consume, now);
                 assert!(!d.allowed);
                 // The full current window must slide out by about one token's share.
@@ -274,7 +276,7 @@ mod tests {
                         - u128::from(u32::MAX - 1) * u128::from(period) / u128::from(u32::MAX),
                 )
                 .unwrap();
-                assert_eq!(d.retry_after_ns, period - e + share);
+                assert_eq!(d.retry_after_ns, u128::from(period - e + share));
                 let d = run(&mut st, &params(1, period, 1), Mode::Consume, now);
                 assert_eq!((d.allowed, d.remaining), (false, 0));
                 assert_eq!(State::decode(&st.unwrap().to_bytes()), st);

@@ -79,17 +79,22 @@ impl Tat {
 
     /// The TAT in units of `1/limit` ns. A fraction written under another limit is rounded UP
     /// onto the new grid (a later TAT: never over-admits). Saturates instead of overflowing.
+    /// Exact for every TAT a decision writes (below `2^64 + (2^32-1) * 365 days` < 2^88 ns,
+    /// so below 2^120 units); only a forged state could saturate.
     pub(crate) fn scaled(&self, limit: u32) -> u128 {
-        let l = u128::from(limit);
-        let frac = (u128::from(self.frac) * l).div_ceil(u128::from(self.den));
-        self.ns.saturating_mul(l).saturating_add(frac)
+        // frac < den <= u32::MAX, so frac * limit fits in 64 bits.
+        let frac = (u64::from(self.frac) * u64::from(limit)).div_ceil(u64::from(self.den));
+        self.ns
+            .saturating_mul(u128::from(limit))
+            .saturating_add(u128::from(frac))
     }
 
     /// The TAT `scaled / limit` ns (`limit >= 1`).
     pub(crate) fn from_scaled(scaled: u128, limit: u32) -> Tat {
-        let l = u128::from(limit.max(1));
-        let frac = (scaled % l) as u32; // < limit <= u32::MAX
-        Tat::new(scaled / l, frac, limit.max(1)).unwrap_or(Tat::from_ns(scaled / l))
+        let l = limit.max(1);
+        let ns = super::wide::div_floor(scaled, u64::from(l));
+        let frac = super::wide::rem(scaled, u64::from(l)) as u32; // < limit <= u32::MAX
+        Tat::new(ns, frac, l).unwrap_or(Tat::from_ns(ns))
     }
 }
 

@@ -247,6 +247,7 @@ fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
         key: &req.key,
         algorithm: req.algorithm,
         params: req.params,
+        from_policy: false,
     };
     match decide_counted(ctx, &[limit], req.mode) {
         Ok(v) => {

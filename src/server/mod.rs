@@ -82,6 +82,10 @@ impl Context {
     }
 
     /// Loads the policy file named by `--policies` (if any) in place of the current policies.
+    /// A file that cannot be read or parsed, or that defines no policy (an empty or truncated
+    /// file), is refused: the current policies stay and the error (naming the file) says why.
+    /// Live subjects of a policy whose algorithm changed start afresh (see
+    /// [`crate::ratelimit::Limit::from_policy`]).
     pub fn reload_policies(&self) -> Result<usize, String> {
         let Some(path) = &self.config.policies else {
             return Ok(0);

@@ -23,6 +23,7 @@ const INTERNAL: u16 = 1 << 11;
 const STALE: u16 = 1 << 12;
 const TOKEN_SENT: u16 = 1 << 13;
 const KEY_BINARY: u16 = 1 << 14;
+const HIDDEN: u16 = 1 << 15;
 const _: () = assert!(super::wheel::BUCKETS < BUCKET_BITS as usize);
 
 /// One stored item (or a vacant slot, with class 0).
@@ -272,6 +273,15 @@ impl Item {
     pub fn set_key_binary(&mut self, on: bool) {
         self.set_flag(KEY_BINARY, on)
     }
+    /// Server state under a hidden key: no client command can address it, and a client's item
+    /// with the same key bytes is another item ([`super::shard::Shard::find`] matches this bit).
+    pub fn hidden(&self) -> bool {
+        self.flag(HIDDEN)
+    }
+    /// Sets [`Item::hidden`]; only before the item is linked (it is part of its identity).
+    pub fn set_hidden(&mut self, on: bool) {
+        self.set_flag(HIDDEN, on)
+    }
 }
 
 impl Drop for Item {
@@ -338,8 +348,11 @@ mod tests {
         it.set_stale(true);
         assert!(it.fetched() && it.stale());
         assert!(!it.active() && !it.internal() && !it.token_sent() && !it.key_binary());
+        assert!(!it.hidden());
         it.set_fetched(false);
         assert!(!it.fetched() && it.stale());
+        it.set_hidden(true);
+        assert!(it.hidden() && it.stale() && !it.key_binary());
         // The wheel bucket shares the word and leaves the flags alone.
         assert_eq!(it.wheel_bucket(), NO_BUCKET);
         it.set_wheel_bucket(383);
@@ -347,6 +360,6 @@ mod tests {
         assert!(it.stale() && !it.fetched());
         it.set_wheel_bucket(NO_BUCKET);
         assert_eq!(it.wheel_bucket(), NO_BUCKET);
-        assert!(it.stale());
+        assert!(it.stale() && it.hidden());
     }
 }

@@ -308,14 +308,16 @@ pub struct Write {
 }
 
 /// The relative expiry second of a state written at `now_ns` with `ttl_ns` to live (rounded
-/// up: a state never expires early); 0 = never.
+/// up: a state never expires early); 0 = never, also when that second is beyond the store's
+/// 32-bit relative time (about 136 years), so a far-future state is kept, not cut short.
 fn state_exptime(now_ns: u64, ttl_ns: Option<u64>) -> u32 {
-    match ttl_ns {
-        None => 0,
-        Some(ttl) => {
-            let secs = now_ns.saturating_add(ttl).div_ceil(1_000_000_000);
-            secs.min(u64::from(u32::MAX - TIME_BASE)) as u32 + TIME_BASE
-        }
+    // 2^64 ns is far beyond 2^32 s: an overflowing sum is "never" too.
+    let Some(end) = ttl_ns.and_then(|ttl| now_ns.checked_add(ttl)) else {
+        return 0;
+    };
+    match u32::try_from(end.div_ceil(1_000_000_000)) {
+        Ok(s) if s <= u32::MAX - TIME_BASE => s + TIME_BASE,
+        _ => 0,
     }
 }
 
@@ -329,6 +331,29 @@ struct StatePlan {
 
 /// The writes an [`Store::update_many`] closure returns, one per key (`None` = keep).
 pub type Writes = SmallVec<[Option<Write>; 1]>;
+
+/// A key of [`Store::update_many`]: its bytes and the key space it lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateKey<'a> {
+    /// The key bytes.
+    pub key: &'a [u8],
+    /// A hidden key: server state that no client command can read, write or delete (every
+    /// client path looks up only non-hidden items). A client key with the same bytes is
+    /// another item.
+    pub hidden: bool,
+}
+
+impl<'a> StateKey<'a> {
+    /// A key clients can address too (`get`, `delete`...).
+    pub fn visible(key: &'a [u8]) -> StateKey<'a> {
+        StateKey { key, hidden: false }
+    }
+
+    /// A hidden key, reachable only through [`Store::update_many`].
+    pub fn hidden(key: &'a [u8]) -> StateKey<'a> {
+        StateKey { key, hidden: true }
+    }
+}
 
 /// A live value as [`Store::update_many`] shows it.
 #[derive(Debug, Clone, Copy)]
@@ -545,8 +570,21 @@ impl Store {
         }
     }
 
+    /// Looks up a client-addressable (non-hidden) key, dropping it if expired or flushed.
     fn lookup(&self, shard: &mut Shard, hash: u64, key: &[u8], now: u32) -> Lookup {
-        match shard.find(hash, key) {
+        self.lookup_in(shard, hash, key, false, now)
+    }
+
+    /// [`Store::lookup`] among the hidden items (`hidden`) or the client-addressable ones.
+    fn lookup_in(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        key: &[u8],
+        hidden: bool,
+        now: u32,
+    ) -> Lookup {
+        match shard.find(hash, key, hidden) {
             None => Lookup::Miss,
             Some(slot) if shard.item(slot).is_expired(now) => {
                 let it = shard.unlink(slot, Removal::Expired, now);
@@ -1076,10 +1114,11 @@ impl Store {
     /// Atomic read-modify-write of several keys at once: the shards of all `keys` are locked
     /// in index order (so concurrent calls cannot deadlock), `f` sees every key's live value
     /// (`None` when absent or expired), and the writes it returns (one per key, `None` = keep)
-    /// are applied all or none. Written items are marked as server state (`internal`).
+    /// are applied all or none. Written items are marked as server state (`internal`), and
+    /// hidden for a hidden [`StateKey`].
     pub fn update_many<R>(
         &self,
-        keys: &[&[u8]],
+        keys: &[StateKey<'_>],
         f: impl FnOnce(&[Option<Current<'_>>], u64) -> (R, Writes),
     ) -> Result<R, UpdateError> {
         // One clock read serves the whole call: the decision time and the items' seconds.
@@ -1089,7 +1128,7 @@ impl Store {
         let located: SmallVec<[(u64, usize); 4]> = keys
             .iter()
             .map(|k| {
-                let (hash, _, idx) = self.locate(k);
+                let (hash, _, idx) = self.locate(k.key);
                 (hash, idx)
             })
             .collect();
@@ -1103,7 +1142,7 @@ impl Store {
         let mut slots: SmallVec<[Option<u32>; 4]> = SmallVec::new();
         for (k, &(hash, shard)) in keys.iter().zip(&located) {
             let g = &mut guards[guard_of(shard)];
-            slots.push(match self.lookup(g, hash, k, now) {
+            slots.push(match self.lookup_in(g, hash, k.key, k.hidden, now) {
                 Lookup::Hit(s) => Some(s),
                 _ => None,
             });
@@ -1132,7 +1171,8 @@ impl Store {
             let Some(w) = w else { continue };
             let (hash, shard) = located[i];
             let g = guard_of(shard);
-            let Some(plan) = self.reserve_state(&mut guards[g], keys[i], &w, slots[i], now) else {
+            let Some(plan) = self.reserve_state(&mut guards[g], keys[i].key, &w, slots[i], now)
+            else {
                 self.mem.release(reserved);
                 return Err(UpdateError::NoMemory);
             };
@@ -1184,6 +1224,7 @@ impl Store {
             let plan = self
                 .reserve_state(&mut shard, key, &w, slot, now)
                 .ok_or(UpdateError::NoMemory)?;
+            let key = StateKey::visible(key);
             self.write_state(&mut shard, hash, key, &w, plan, now, now_ns);
         }
         Ok(result)
@@ -1219,13 +1260,14 @@ impl Store {
     }
 
     /// Writes a state planned by [`Store::reserve_state`]: in place when the key is present
-    /// with a value of the same size, else as a new or resized item, marked `internal`.
+    /// with a value of the same size, else as a new or resized item, marked `internal` (and
+    /// `hidden` for a hidden key).
     #[allow(clippy::too_many_arguments)]
     fn write_state(
         &self,
         shard: &mut Shard,
         hash: u64,
-        key: &[u8],
+        key: StateKey<'_>,
         w: &Write,
         plan: StatePlan,
         now: u32,
@@ -1236,7 +1278,7 @@ impl Store {
             charge,
             extra,
         } = plan;
-        let slot = shard.find(hash, key);
+        let slot = shard.find(hash, key.key, key.hidden);
         // Settle the charge against what was reserved for this key.
         let old = slot.map_or(0, |s| shard.charge(s));
         let needed = charge as i64 - old as i64 - extra as i64;
@@ -1249,10 +1291,11 @@ impl Store {
             Some(slot) => self.overwrite_state(shard, slot, w, class, now, now_ns),
             None => {
                 let exptime = state_exptime(now_ns, w.ttl_ns);
-                let mut item = Item::new(key, &[&w.value], 0, exptime, class);
+                let mut item = Item::new(key.key, &[&w.value], 0, exptime, class);
                 item.cas = self.next_cas();
                 item.time = now;
                 item.set_internal(true);
+                item.set_hidden(key.hidden);
                 shard.link(hash, item);
             }
         }
@@ -1392,3 +1435,5 @@ fn rel_secs(nanos: u64) -> u32 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_state;

@@ -465,21 +465,24 @@ fn update_many_is_all_or_nothing_and_sees_live_values() {
     let (s, clock) = store();
     s.store(StoreMode::Set, b"a", 0, 0, b"1");
     let seen = s
-        .update_many(&[b"a", b"b"], |vals, _now| {
-            let seen: Vec<Option<Vec<u8>>> =
-                vals.iter().map(|v| v.map(|v| v.value.to_vec())).collect();
-            let writes = vec![
-                Some(Write {
-                    value: b"A"[..].into(),
-                    ttl_ns: Some(1_500_000_000),
-                }),
-                Some(Write {
-                    value: b"B"[..].into(),
-                    ttl_ns: None,
-                }),
-            ];
-            (seen, writes.into())
-        })
+        .update_many(
+            &[StateKey::visible(b"a"), StateKey::visible(b"b")],
+            |vals, _now| {
+                let seen: Vec<Option<Vec<u8>>> =
+                    vals.iter().map(|v| v.map(|v| v.value.to_vec())).collect();
+                let writes = vec![
+                    Some(Write {
+                        value: b"A"[..].into(),
+                        ttl_ns: Some(1_500_000_000),
+                    }),
+                    Some(Write {
+                        value: b"B"[..].into(),
+                        ttl_ns: None,
+                    }),
+                ];
+                (seen, writes.into())
+            },
+        )
         .unwrap();
     assert_eq!(seen, vec![Some(b"1".to_vec()), None]);
     assert_eq!(get(&s, b"a"), Some(b"A".to_vec()));
@@ -502,21 +505,24 @@ fn update_many_refuses_what_cannot_fit() {
         slab_chunk_max: 1024,
         ..Default::default()
     });
-    let r = s.update_many(&[b"a", b"b"], |_, _| {
-        (
-            (),
-            smallvec::smallvec![
-                Some(Write {
-                    value: smallvec::smallvec![0; 10],
-                    ttl_ns: None,
-                }),
-                Some(Write {
-                    value: smallvec::smallvec![0; 5000],
-                    ttl_ns: None,
-                }),
-            ],
-        )
-    });
+    let r = s.update_many(
+        &[StateKey::visible(b"a"), StateKey::visible(b"b")],
+        |_, _| {
+            (
+                (),
+                smallvec::smallvec![
+                    Some(Write {
+                        value: smallvec::smallvec![0; 10],
+                        ttl_ns: None,
+                    }),
+                    Some(Write {
+                        value: smallvec::smallvec![0; 5000],
+                        ttl_ns: None,
+                    }),
+                ],
+            )
+        },
+    );
     assert_eq!(r, Err(UpdateError::NoMemory));
     assert!(s.is_empty());
     assert_eq!(s.memory_used(), 0);
@@ -538,7 +544,7 @@ fn update_many_serialises_concurrent_callers() {
                     if a == b {
                         continue;
                     }
-                    let ks: [&[u8]; 2] = [&keys[a], &keys[b]];
+                    let ks = [StateKey::visible(&keys[a]), StateKey::visible(&keys[b])];
                     s.update_many(&ks, |vals, _| {
                         let writes = vals
                             .iter()

@@ -414,13 +414,13 @@ pub fn write_stat(out: &mut BytesMut, h: &Header, name: &[u8], value: &[u8]) {
 }
 
 /// The 24 bytes of rate-limit response extras: u32 limit, u32 remaining, u64 retry-after ms,
-/// u64 reset-after ms.
+/// u64 reset-after ms (saturated at `u64::MAX` beyond 584 million years).
 pub fn ratelimit_extras(d: &crate::ratelimit::Decision) -> [u8; 24] {
     let mut e = [0u8; 24];
     e[..4].copy_from_slice(&(d.limit.min(u64::from(u32::MAX)) as u32).to_be_bytes());
     e[4..8].copy_from_slice(&(d.remaining.min(u64::from(u32::MAX)) as u32).to_be_bytes());
-    e[8..16].copy_from_slice(&d.retry_after_ms().to_be_bytes());
-    e[16..].copy_from_slice(&d.reset_after_ms().to_be_bytes());
+    e[8..16].copy_from_slice(&d.retry_after_ms_u64().to_be_bytes());
+    e[16..].copy_from_slice(&d.reset_after_ms_u64().to_be_bytes());
     e
 }
 

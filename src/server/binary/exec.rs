@@ -347,6 +347,7 @@ fn ratelimit(
         key,
         algorithm: a.algorithm,
         params: a.params,
+        from_policy: false,
     };
     match crate::server::dispatch::decide_counted(ctx, &[limit], a.mode) {
         Ok(v) => {
