@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod binary;
 pub mod conn;
+#[cfg(test)]
+mod conn_tests;
 pub mod dispatch;
 pub mod listener;
 pub mod meta;
