@@ -252,6 +252,16 @@ def test_policies_file_and_sighup_reload(make_server, tmp_path):
         assert c.request(b"ratelimit u1 @free\r\n") == b"CLIENT_ERROR unknown policy\r\n"
 
 
+def test_policy_cost_over_a_limits_capacity_is_refused(make_server, tmp_path):
+    # As on an explicit line: a cost no limit of the policy could ever admit is an error,
+    # not a denial with an endless retry.
+    policies = tmp_path / "policies.toml"
+    policies.write_text('[policy.p]\nlimits = [ { limit = 100, period = "1h" }, { limit = 5, period = "1m" } ]\n')
+    srv = make_server("--policies", str(policies))
+    with srv.connect() as c:
+        assert c.request(b"ratelimit u @p 6\r\n") == b"CLIENT_ERROR cost exceeds burst\r\n"
+        assert c.request(b"ratelimit u @p 5\r\n", until=b"END\r\n").startswith(b"ALLOWED 5 0 0 ")
+
 
 def wait_for(check, what: str, timeout: float = 10.0):
     """Polls `check()` until it returns something truthy (a reload is asynchronous)."""

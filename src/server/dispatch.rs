@@ -217,7 +217,19 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             Target::Policy { name, cost } => {
                 let policies = ctx.policies.read().clone();
                 match policies.limits(name, key, cost) {
-                    Some(limits) => ratelimit(ctx, &limits, mode, noreply, true, out),
+                    Some(limits) => {
+                        // The request's cost must fit every limit, as on an explicit line.
+                        match limits
+                            .iter()
+                            .find_map(|l| l.params.validate(l.algorithm).err())
+                        {
+                            Some(e) => {
+                                let r = Reply::ClientError(e.message());
+                                ratelimit_error(ctx, r, noreply, out)
+                            }
+                            None => ratelimit(ctx, &limits, mode, noreply, true, out),
+                        }
+                    }
                     None => {
                         ratelimit_error(ctx, Reply::ClientError("unknown policy"), noreply, out)
                     }
