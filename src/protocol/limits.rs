@@ -127,7 +127,7 @@ fn set_mode(mode: &mut Option<Mode>, m: Mode) -> Result<bool, Reply> {
 pub fn parse_ratelimit<'a>(toks: &[&'a [u8]], noreply: bool) -> Request<'a> {
     let fail = |reply| Request::LimitError { reply, noreply };
     let mut mode = None;
-    let target = if toks.len() >= 2 && toks[1].first() == Some(&b'@') {
+    if toks.len() >= 2 && toks[1].first() == Some(&b'@') {
         let key = toks[0];
         if key.len() > KEY_MAX_LENGTH || toks[1].len() < 2 {
             return fail(BAD_FORMAT);
@@ -162,24 +162,19 @@ pub fn parse_ratelimit<'a>(toks: &[&'a [u8]], noreply: bool) -> Request<'a> {
             mode: mode.unwrap_or(Mode::Consume),
             noreply,
         };
-    } else {
-        let parsed = parse_limit(toks, |tok| match Mode::from_keyword(tok) {
-            Some(Mode::Consume) | None => Ok(false),
-            Some(m) => set_mode(&mut mode, m),
-        });
-        match parsed {
-            Ok(l) => Target::Explicit(l),
-            Err(r) => return fail(r),
-        }
-    };
-    let Target::Explicit(limit) = target else {
-        unreachable!()
-    };
-    Request::RateLimit {
-        key: limit.key,
-        target,
-        mode: mode.unwrap_or(Mode::Consume),
-        noreply,
+    }
+    let parsed = parse_limit(toks, |tok| match Mode::from_keyword(tok) {
+        Some(Mode::Consume) | None => Ok(false),
+        Some(m) => set_mode(&mut mode, m),
+    });
+    match parsed {
+        Ok(limit) => Request::RateLimit {
+            key: limit.key,
+            target: Target::Explicit(limit),
+            mode: mode.unwrap_or(Mode::Consume),
+            noreply,
+        },
+        Err(r) => fail(r),
     }
 }
 
