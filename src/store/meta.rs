@@ -3,7 +3,7 @@
 //! autovivification and invalidation. Still no wire format here: the caller encodes.
 
 use super::shard::{Item, Removal, Shard};
-use super::{slab, Lookup, Store, ITEM_UPDATE_INTERVAL};
+use super::{slab, Lookup, SharedValue, Store, ITEM_UPDATE_INTERVAL};
 
 /// An item lent to a meta command while its shard is locked.
 pub struct MetaItem<'a> {
@@ -44,6 +44,11 @@ impl MetaItem<'_> {
     /// The value.
     pub fn value(&self) -> &[u8] {
         self.it().value()
+    }
+    /// The value as a [`SharedValue`] that outlives the shard lock, when it lives in a heap
+    /// block; `None` for a small inline value (copy [`MetaItem::value`]).
+    pub fn shared_value(&self) -> Option<SharedValue> {
+        self.it().shared_value()
     }
     /// Client flags.
     pub fn flags(&self) -> u32 {
