@@ -18,8 +18,8 @@ use smallvec::SmallVec;
 
 use crate::clock::SharedClock;
 use crate::numeric;
-pub use meta::{MetaArith, MetaDelete, MetaGet, MetaItem};
 pub use item::SharedValue;
+pub use meta::{MetaArith, MetaDelete, MetaGet, MetaItem};
 use shard::{Item, Removal, Shard, ShardIndex};
 use slab::SlabClasses;
 pub use smallvec;
