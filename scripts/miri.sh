@@ -7,8 +7,8 @@
 #   scripts/miri.sh store::item     # other test filters / libtest arguments instead
 #                                   # (one run, leak check off: see below)
 #
-# Needs the nightly toolchain with the miri and rust-src components; installs the components
-# when missing. When they cannot be had it prints one line, `miri: skipped (reason)`, and
+# Needs the nightly toolchain with the miri and rust-src components; installs what is missing.
+# When that cannot be done it prints one line, `miri: skipped (reason)`, and
 # exits 0. Extra Miri flags can be added through MIRIFLAGS.
 set -euo pipefail
 
@@ -26,11 +26,13 @@ skip() {
 
 command -v rustup >/dev/null 2>&1 || skip "rustup not found"
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "miri: installing the nightly toolchain (minimal, with miri and rust-src)"
     rustup toolchain install nightly --profile minimal --component miri,rust-src \
         >/dev/null 2>&1 || skip "nightly toolchain not available"
 fi
 installed=$(rustup component list --toolchain nightly --installed 2>/dev/null || true)
 if ! grep -q '^miri' <<<"$installed" || ! grep -q '^rust-src' <<<"$installed"; then
+    echo "miri: adding the miri and rust-src components to nightly"
     rustup component add --toolchain nightly miri rust-src >/dev/null 2>&1 ||
         skip "miri component not available for this nightly"
 fi
