@@ -1365,3 +1365,5 @@ fn rel_secs(nanos: u64) -> u32 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_shared;
