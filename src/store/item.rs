@@ -1,11 +1,15 @@
 //! One stored item: 80 bytes, with the key and value inline when they fit in [`INLINE`] bytes
-//! (a counter, or a rate-limit state under a key of up to 25 bytes), in one heap block
-//! otherwise.
+//! (a counter, or a rate-limit state under a key of up to 25 bytes), in one reference-counted
+//! heap block otherwise.
 //!
 //! Keeping small keys inline means a lookup touches the hash chain head and then one item:
-//! the key compare and the value read hit the lines the item load already brought in.
+//! the key compare and the value read hit the lines the item load already brought in. A heap
+//! block is an `Arc<[u8]>`, so a reader can keep a large value ([`SharedValue`]) after the
+//! shard lock is released while the store replaces or deletes the item.
 
-use std::ptr::NonNull;
+use std::marker::PhantomData;
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::sync::Arc;
 
 use super::wheel::NO_BUCKET;
 
@@ -25,6 +29,8 @@ const TOKEN_SENT: u16 = 1 << 13;
 const KEY_BINARY: u16 = 1 << 14;
 const HIDDEN: u16 = 1 << 15;
 const _: () = assert!(super::wheel::BUCKETS < BUCKET_BITS as usize);
+// The data area holds a heap block's address when the bytes do not fit.
+const _: () = assert!(INLINE >= std::mem::size_of::<*const u8>());
 
 /// One stored item (or a vacant slot, with class 0).
 pub(crate) struct Item {
@@ -46,14 +52,56 @@ pub(crate) struct Item {
     key_len: u8,
     /// Slab class id (1-based); 0 marks a vacant slot.
     pub class: u8,
-    /// The bytes themselves when `len <= INLINE`, else the heap block's address (unaligned).
-    data: [u8; INLINE],
+    /// The bytes themselves when `len <= INLINE`, else the data pointer of the heap block
+    /// (from `Arc::<[u8]>::into_raw`, `len` bytes, stored unaligned in the first bytes).
+    /// `MaybeUninit` because a plain `[u8; N]` copy would drop the pointer's provenance when
+    /// the item moves; only the first `len` bytes (inline) or the pointer (heap) are read.
+    data: MaybeUninit<[u8; INLINE]>,
+    /// Send and Sync follow from what the data area may own: one `Arc<[u8]>`, which is both
+    /// (shared access to an item only reads). No `unsafe impl` needed.
+    _block: PhantomData<Arc<[u8]>>,
 }
 
-// SAFETY: the heap block behind `data` is owned by the item alone (like a Box<[u8]>).
-unsafe impl Send for Item {}
-// SAFETY: shared access only reads the bytes.
-unsafe impl Sync for Item {}
+/// A value that lives in a heap block, shared with the store: it stays valid and unchanged
+/// after the item is replaced, deleted or written in place (writers copy a shared block).
+#[derive(Clone)]
+pub struct SharedValue {
+    block: Arc<[u8]>,
+    /// Where the value starts in `block` (after the key).
+    start: u32,
+}
+
+impl SharedValue {
+    /// The value bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.block[self.start as usize..]
+    }
+
+    /// Length of the value in bytes.
+    pub fn len(&self) -> usize {
+        self.block.len() - self.start as usize
+    }
+
+    /// True for an empty value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl AsRef<[u8]> for SharedValue {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::fmt::Debug for SharedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedValue")
+            .field("len", &self.len())
+            .field("holders", &Arc::strong_count(&self.block))
+            .finish()
+    }
+}
 
 impl Item {
     /// A new unlinked item holding `key` followed by the concatenated `value_parts`. Its slab
@@ -83,7 +131,8 @@ impl Item {
             bucket_bits: BUCKET_BITS,
             key_len: 0,
             class: 0,
-            data: [0; INLINE],
+            data: MaybeUninit::uninit(),
+            _block: PhantomData,
         }
     }
 
@@ -92,68 +141,123 @@ impl Item {
         self.class != 0
     }
 
-    /// Replaces the bytes with `key` followed by `value_parts` (freeing the old heap block).
+    /// Replaces the bytes with `key` followed by `value_parts` (releasing the old heap block).
     pub(super) fn fill(&mut self, key: &[u8], value_parts: &[&[u8]]) {
         let len = key.len() + value_parts.iter().map(|p| p.len()).sum::<usize>();
         let len32 = u32::try_from(len).expect("item under 4 GiB");
-        // Allocate before touching `self`, so the item is never left naming a freed block.
-        let block = (len > INLINE).then(|| Box::into_raw(vec![0u8; len].into_boxed_slice()));
-        self.free_heap();
+        debug_assert!(
+            key.len() <= usize::from(u8::MAX),
+            "keys are at most 250 bytes"
+        );
+        // Build the new block before touching `self`, so the item never names a freed block.
+        let block = (len > INLINE).then(|| {
+            let mut block = Arc::<[u8]>::new_uninit_slice(len);
+            let dst = Arc::get_mut(&mut block).expect("a new block is unique");
+            // SAFETY: `dst` has room for `len` bytes; `copy_parts` initialises all of them.
+            unsafe { copy_parts(dst.as_mut_ptr().cast::<u8>(), key, value_parts) };
+            // SAFETY: every byte was just written.
+            unsafe { block.assume_init() }
+        });
+        self.release_block();
         self.key_len = key.len() as u8;
         self.len = len32;
-        let dst: &mut [u8] = match block {
-            None => &mut self.data[..len],
-            Some(block) => {
-                let ptr = block as *mut u8;
-                // SAFETY: `data` has room for a pointer (INLINE >= 8); read back unaligned.
-                unsafe { std::ptr::write_unaligned(self.data.as_mut_ptr() as *mut *mut u8, ptr) };
-                // SAFETY: the block was just allocated with `len` bytes and is owned by `self`.
-                unsafe { std::slice::from_raw_parts_mut(ptr, len) }
-            }
-        };
-        let (k, mut rest) = dst.split_at_mut(key.len());
-        k.copy_from_slice(key);
-        for p in value_parts {
-            let (d, r) = rest.split_at_mut(p.len());
-            d.copy_from_slice(p);
-            rest = r;
+        match block {
+            // SAFETY: `len <= INLINE` bytes fit the data area.
+            None => unsafe { copy_parts(self.data_ptr_mut(), key, value_parts) },
+            Some(block) => self.set_block(block),
         }
     }
 
-    fn heap_ptr(&self) -> Option<NonNull<u8>> {
-        if self.len as usize <= INLINE {
-            return None;
-        }
-        // SAFETY: for heap data the first bytes of `data` hold the block's address.
-        let p = unsafe { std::ptr::read_unaligned(self.data.as_ptr() as *const *mut u8) };
-        NonNull::new(p)
+    fn data_ptr(&self) -> *const u8 {
+        self.data.as_ptr().cast::<u8>()
     }
 
-    fn free_heap(&mut self) {
-        if let Some(p) = self.heap_ptr() {
-            let len = self.len as usize;
-            // SAFETY: the block came from `Box<[u8]>::into_raw` with exactly `len` bytes.
-            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), len)) });
+    fn data_ptr_mut(&mut self) -> *mut u8 {
+        self.data.as_mut_ptr().cast::<u8>()
+    }
+
+    /// True when the bytes live in a heap block.
+    fn is_heap(&self) -> bool {
+        self.len as usize > INLINE
+    }
+
+    /// The heap block's data pointer (only meaningful when [`Item::is_heap`]).
+    fn block_ptr(&self) -> *const u8 {
+        debug_assert!(self.is_heap());
+        // SAFETY: for heap data the first bytes of `data` hold the pointer `set_block` wrote;
+        // the `MaybeUninit` area kept its provenance through moves.
+        unsafe { std::ptr::read_unaligned(self.data_ptr().cast::<*const u8>()) }
+    }
+
+    /// The heap block, borrowed: the item keeps its reference (never drop the result).
+    fn block(&self) -> ManuallyDrop<Arc<[u8]>> {
+        let raw = std::ptr::slice_from_raw_parts(self.block_ptr(), self.len as usize);
+        // SAFETY: the pointer came from `Arc::<[u8]>::into_raw` of a block of `len` bytes, and
+        // the item still owns that reference; `ManuallyDrop` keeps it from being released here.
+        ManuallyDrop::new(unsafe { Arc::from_raw(raw) })
+    }
+
+    /// Stores `block` (of `self.len` bytes) as the item's heap block, taking its reference.
+    /// Any previous block must already be released.
+    fn set_block(&mut self, block: Arc<[u8]>) {
+        debug_assert!(self.is_heap() && block.len() == self.len as usize);
+        let ptr = Arc::into_raw(block).cast::<u8>();
+        // SAFETY: the data area has room for a pointer (asserted above); written unaligned.
+        unsafe { std::ptr::write_unaligned(self.data_ptr_mut().cast::<*const u8>(), ptr) };
+    }
+
+    /// Drops the item's reference to its heap block, if any, and empties the item.
+    fn release_block(&mut self) {
+        if self.is_heap() {
+            drop(ManuallyDrop::into_inner(self.block()));
         }
         self.len = 0;
         self.key_len = 0;
     }
 
     /// Key and value bytes.
+    #[inline]
     fn bytes(&self) -> &[u8] {
-        match self.heap_ptr() {
-            // SAFETY: the block holds `len` initialised bytes owned by `self`.
-            Some(p) => unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len as usize) },
-            None => &self.data[..self.len as usize],
-        }
+        let len = self.len as usize;
+        let p = if len > INLINE {
+            self.block_ptr()
+        } else {
+            self.data_ptr()
+        };
+        // SAFETY: inline, `fill` wrote the first `len` bytes of `data`; on the heap, the block
+        // holds `len` initialised bytes and lives while the item holds its reference.
+        unsafe { std::slice::from_raw_parts(p, len) }
     }
 
+    /// Key and value bytes, writable; a heap block shared with a [`SharedValue`] is first
+    /// copied, so earlier readers keep the bytes they took.
     fn bytes_mut(&mut self) -> &mut [u8] {
-        match self.heap_ptr() {
+        let len = self.len as usize;
+        if len <= INLINE {
             // SAFETY: as in `bytes`, and `&mut self` makes the access exclusive.
-            Some(p) => unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), self.len as usize) },
-            None => &mut self.data[..self.len as usize],
+            return unsafe { std::slice::from_raw_parts_mut(self.data_ptr_mut(), len) };
         }
+        let mut block = ManuallyDrop::into_inner(self.block());
+        let p = match Arc::get_mut(&mut block) {
+            Some(unique) => {
+                let p = unique.as_mut_ptr();
+                // The item keeps its reference; the pointer in `data` is unchanged.
+                std::mem::forget(block);
+                p
+            }
+            None => {
+                let mut copy: Arc<[u8]> = Arc::from(&block[..]);
+                drop(block);
+                let p = Arc::get_mut(&mut copy)
+                    .expect("a new block is unique")
+                    .as_mut_ptr();
+                self.set_block(copy);
+                p
+            }
+        };
+        // SAFETY: `p` points at the item's own unique block of `len` bytes (no other `Arc` to
+        // it exists), and `&mut self` keeps anyone from cloning it while the slice lives.
+        unsafe { std::slice::from_raw_parts_mut(p, len) }
     }
 
     /// The key.
@@ -166,10 +270,20 @@ impl Item {
         &self.bytes()[self.key_len as usize..]
     }
 
-    /// The value, writable in place (its length is fixed).
+    /// The value, writable in place (its length is fixed). Copies a heap block that a
+    /// [`SharedValue`] still reads first.
     pub fn value_mut(&mut self) -> &mut [u8] {
         let k = self.key_len as usize;
         &mut self.bytes_mut()[k..]
+    }
+
+    /// The value as a [`SharedValue`] when it lives in a heap block; `None` for inline
+    /// values (a copy of those is as cheap as a reference count).
+    pub fn shared_value(&self) -> Option<SharedValue> {
+        self.is_heap().then(|| SharedValue {
+            block: Arc::clone(&self.block()),
+            start: u32::from(self.key_len),
+        })
     }
 
     /// True if expired at relative second `now`.
@@ -286,7 +400,21 @@ impl Item {
 
 impl Drop for Item {
     fn drop(&mut self) {
-        self.free_heap();
+        self.release_block();
+    }
+}
+
+/// Writes `key` and then each of `parts` to `dst`, back to back.
+///
+/// # Safety
+/// `dst` must be valid for writes of the total length and not overlap the inputs.
+unsafe fn copy_parts(mut dst: *mut u8, key: &[u8], parts: &[&[u8]]) {
+    for p in std::iter::once(&key).chain(parts) {
+        // SAFETY: the caller guarantees room for all parts; inputs are distinct borrows.
+        unsafe {
+            std::ptr::copy_nonoverlapping(p.as_ptr(), dst, p.len());
+            dst = dst.add(p.len());
+        }
     }
 }
 
@@ -321,7 +449,7 @@ mod tests {
             (20, 15),
             (20, 16),
             (3, 200),
-            (250, 1 << 16),
+            (250, if cfg!(miri) { 1 << 12 } else { 1 << 16 }),
         ] {
             let key: Vec<u8> = (0..klen).map(|i| b'a' + (i % 26) as u8).collect();
             let value: Vec<u8> = (0..vlen).map(|i| (i * 7) as u8).collect();
@@ -339,6 +467,79 @@ mod tests {
             it.fill(&key, &[&value]);
             assert_eq!(it.value(), &value[..]);
         }
+    }
+
+    /// A key and value long enough for a heap block.
+    fn heap_item(value: &[u8]) -> Item {
+        Item::new(b"a-key-that-is-long-enough", &[value], 0, 0, 1)
+    }
+
+    #[test]
+    fn items_keep_their_heap_blocks_when_moved() {
+        // A Vec that grows moves every item several times (the shard's slab does this).
+        let mut items: Vec<Item> = Vec::new();
+        for i in 0..40u8 {
+            items.push(Item::new(&[b'k', i], &[&[i; 50][..]], 0, 0, 1));
+        }
+        let moved = std::mem::replace(&mut items[3], Item::vacant());
+        for (i, it) in items.iter().enumerate().filter(|(i, _)| *i != 3) {
+            assert_eq!(it.key(), &[b'k', i as u8][..]);
+            assert_eq!(it.value(), &[i as u8; 50][..]);
+        }
+        assert_eq!(moved.value(), &[3u8; 50][..]);
+        assert!(!items[3].is_live() && items[3].key().is_empty());
+    }
+
+    #[test]
+    fn shared_value_outlives_refill_and_drop() {
+        assert!(Item::new(b"k", &[b"small"], 0, 0, 1)
+            .shared_value()
+            .is_none());
+        let mut it = heap_item(&[7; 100]);
+        let shared = it.shared_value().expect("heap value");
+        assert_eq!((shared.as_slice(), shared.len()), (&[7u8; 100][..], 100));
+        assert!(!shared.is_empty());
+        it.fill(b"a-key-that-is-long-enough", &[&[8; 60]]);
+        assert_eq!(it.value(), &[8u8; 60][..]);
+        let second = it.shared_value().expect("heap value");
+        drop(it);
+        assert_eq!(shared.as_ref(), &[7u8; 100][..]);
+        assert_eq!(second.clone().as_slice(), &[8u8; 60][..]);
+        let long_key = [b'k'; INLINE + 1];
+        let empty = Item::new(&long_key, &[b""], 0, 0, 1);
+        let empty = empty
+            .shared_value()
+            .expect("a long key alone is on the heap");
+        assert!(empty.is_empty() && empty.as_slice().is_empty());
+    }
+
+    #[test]
+    fn value_mut_copies_a_shared_block_and_writes_a_unique_one_in_place() {
+        let mut it = heap_item(b"0000000000000000");
+        let before = it.block_ptr();
+        it.value_mut()[0] = b'1';
+        assert_eq!(it.block_ptr(), before, "a unique block is written in place");
+
+        let shared = it.shared_value().expect("heap value");
+        it.value_mut()[0] = b'2';
+        assert_ne!(it.block_ptr(), before, "a shared block is copied first");
+        assert_eq!(shared.as_slice(), b"1000000000000000");
+        assert_eq!(it.value(), b"2000000000000000");
+        assert_eq!(it.key(), b"a-key-that-is-long-enough");
+
+        // Once the reader is gone the new block is unique again: no further copy.
+        drop(shared);
+        let copied = it.block_ptr();
+        it.value_mut()[1] = b'3';
+        assert_eq!(it.block_ptr(), copied);
+        assert_eq!(it.value(), b"2300000000000000");
+    }
+
+    #[test]
+    fn items_are_send_and_sync_and_shared_values_too() {
+        fn check<T: Send + Sync>() {}
+        check::<Item>();
+        check::<SharedValue>();
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! autovivification and invalidation. Still no wire format here: the caller encodes.
 
 use super::shard::{Item, Removal, Shard};
-use super::{slab, Lookup, Store, ITEM_UPDATE_INTERVAL};
+use super::{slab, Lookup, SharedValue, Store, ITEM_UPDATE_INTERVAL};
 
 /// An item lent to a meta command while its shard is locked.
 pub struct MetaItem<'a> {
@@ -44,6 +44,11 @@ impl MetaItem<'_> {
     /// The value.
     pub fn value(&self) -> &[u8] {
         self.it().value()
+    }
+    /// The value as a [`SharedValue`] that outlives the shard lock, when it lives in a heap
+    /// block; `None` for a small inline value (copy [`MetaItem::value`]).
+    pub fn shared_value(&self) -> Option<SharedValue> {
+        self.it().shared_value()
     }
     /// Client flags.
     pub fn flags(&self) -> u32 {
@@ -402,10 +407,12 @@ mod tests {
     use crate::store::{StoreConfig, StoreMode, StoreOptions, StoreOutcome};
 
     fn store() -> Store {
-        Store::new(
-            &StoreConfig::default(),
-            Arc::new(MockClock::new(1_700_000_000)),
-        )
+        // Fewer shards under Miri, where each shard's setup is slow to interpret.
+        let cfg = StoreConfig {
+            shards: if cfg!(miri) { 4 } else { 64 },
+            ..StoreConfig::default()
+        };
+        Store::new(&cfg, Arc::new(MockClock::new(1_700_000_000)))
     }
 
     fn fetched(s: &Store, key: &[u8]) -> bool {
@@ -505,5 +512,22 @@ mod tests {
             (it.stale(), it.token_sent(), it.ttl())
         });
         assert_eq!(seen, (true, true, Some(100)));
+    }
+
+    #[test]
+    fn shared_value_of_a_meta_item_outlives_the_item() {
+        let s = store();
+        s.store(StoreMode::Set, b"small", 0, 0, b"v");
+        assert!(s.meta_peek(b"small", |it| it.expect("present").shared_value().is_none()));
+        s.store(StoreMode::Set, b"big", 0, 0, &[b'x'; 300]);
+        let shared = s.meta_get(b"big", MetaGet::default(), |found| {
+            found.expect("hit").0.shared_value().expect("a heap value")
+        });
+        assert_eq!(
+            s.meta_delete(b"big", None, false, None),
+            MetaDelete::Deleted
+        );
+        assert_eq!(shared.as_slice(), &[b'x'; 300][..]);
+        assert_eq!(shared.len(), 300);
     }
 }

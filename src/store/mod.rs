@@ -18,6 +18,7 @@ use smallvec::SmallVec;
 
 use crate::clock::SharedClock;
 use crate::numeric;
+pub use item::SharedValue;
 pub use meta::{MetaArith, MetaDelete, MetaGet, MetaItem};
 use shard::{Item, Removal, Shard, ShardIndex};
 use slab::SlabClasses;
@@ -295,6 +296,15 @@ pub struct ItemRef<'a> {
     pub flags: u32,
     /// Cas unique (0 when cas is disabled).
     pub cas: u64,
+    item: &'a Item,
+}
+
+impl ItemRef<'_> {
+    /// The value as a [`SharedValue`] that outlives the shard lock, when it lives in a heap
+    /// block (no copy: a reference count); `None` for a small inline value (copy `value`).
+    pub fn shared_value(&self) -> Option<SharedValue> {
+        self.item.shared_value()
+    }
 }
 
 /// A value to write back in [`Store::update_many`].
@@ -643,6 +653,7 @@ impl Store {
                     value: it.value(),
                     flags: it.flags,
                     cas: self.visible_cas(it.cas),
+                    item: it,
                 }))
             }
             miss => {
@@ -1435,5 +1446,7 @@ fn rel_secs(nanos: u64) -> u32 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_shared;
 #[cfg(test)]
 mod tests_state;

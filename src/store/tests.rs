@@ -7,16 +7,34 @@ use crate::clock::MockClock;
 
 const ORIGIN: u64 = 1_700_000_000;
 
-fn store_with(cfg: StoreConfig) -> (Store, Arc<MockClock>) {
+/// Under Miri (`scripts/miri.sh`) every shard's setup and every loop step is slow to
+/// interpret: the tests keep their shape at smaller sizes there.
+pub(super) const fn sized(native: usize, miri: usize) -> usize {
+    if cfg!(miri) {
+        miri
+    } else {
+        native
+    }
+}
+
+/// The default configuration with fewer shards under Miri.
+pub(super) fn config() -> StoreConfig {
+    StoreConfig {
+        shards: sized(64, 2),
+        ..StoreConfig::default()
+    }
+}
+
+pub(super) fn store_with(cfg: StoreConfig) -> (Store, Arc<MockClock>) {
     let clock = Arc::new(MockClock::new(ORIGIN));
     (Store::new(&cfg, clock.clone()), clock)
 }
 
-fn store() -> (Store, Arc<MockClock>) {
-    store_with(StoreConfig::default())
+pub(super) fn store() -> (Store, Arc<MockClock>) {
+    store_with(config())
 }
 
-fn get(s: &Store, key: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn get(s: &Store, key: &[u8]) -> Option<Vec<u8>> {
     s.get(key, None, |it| it.value.to_vec())
 }
 
@@ -46,16 +64,17 @@ fn set_get_delete() {
 fn keys_spread_over_power_of_two_shards() {
     let (s, _) = store_with(StoreConfig {
         shards: 6,
-        ..Default::default()
+        ..config()
     });
     assert_eq!(s.shard_count(), 8);
-    for i in 0..800 {
+    let n = sized(800, 240);
+    for i in 0..n {
         s.store(StoreMode::Set, format!("key{i}").as_bytes(), 0, 0, b"v");
     }
     let per_shard: Vec<usize> = s.shards.iter().map(|l| l.lock().len()).collect();
-    assert_eq!(per_shard.iter().sum::<usize>(), 800);
+    assert_eq!(per_shard.iter().sum::<usize>(), n);
     assert!(
-        per_shard.iter().all(|&n| n > 50),
+        per_shard.iter().all(|&k| k > n / 16),
         "uneven shards: {per_shard:?}"
     );
 }
@@ -129,7 +148,7 @@ fn cas_checks_unique() {
 fn cas_disabled_reports_zero() {
     let (s, _) = store_with(StoreConfig {
         use_cas: false,
-        ..Default::default()
+        ..config()
     });
     s.store(StoreMode::Set, b"k", 0, 0, b"v");
     assert_eq!(s.get(b"k", None, |it| it.cas), Some(0));
@@ -203,24 +222,25 @@ fn touch_and_gat_extend_life() {
 #[test]
 fn wheel_reclaims_without_reads() {
     let (s, clock) = store();
-    for i in 0..1000 {
+    let n = sized(1000, 100);
+    for i in 0..n {
         s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 2, b"v");
     }
     for i in 0..10 {
         s.store(StoreMode::Set, format!("long{i}").as_bytes(), 0, 1000, b"v");
     }
-    assert_eq!(s.scheduled(), 1010);
+    assert_eq!(s.scheduled(), n + 10);
     assert_eq!(s.housekeep(64), 0);
     clock.advance_secs(1);
     assert_eq!(s.housekeep(64), 0);
     clock.advance_secs(1);
     // Bounded batches still finish the whole backlog in one call.
-    assert_eq!(s.housekeep(64), 1000);
+    assert_eq!(s.housekeep(64), n);
     assert_eq!(s.len(), 10);
     let st = s.stats();
     assert_eq!(
         (st.reclaimed, st.expired_unfetched, st.curr_items),
-        (1000, 1000, 10)
+        (n as u64, n as u64, 10)
     );
     clock.advance_secs(998);
     assert_eq!(s.housekeep(64), 10);
@@ -232,7 +252,7 @@ fn wheel_reclaims_without_reads() {
 #[test]
 fn rewritten_and_touched_items_are_rescheduled_not_duplicated() {
     let (s, clock) = store();
-    for _ in 0..100 {
+    for _ in 0..sized(100, 20) {
         s.store(StoreMode::Set, b"k", 0, 3, b"v");
     }
     assert_eq!(s.scheduled(), 1);
@@ -245,32 +265,35 @@ fn rewritten_and_touched_items_are_rescheduled_not_duplicated() {
 
 #[test]
 fn eviction_removes_least_recently_used_first() {
-    // 200 KiB of memory, items of one class.
+    // 200 KiB of memory (60 KiB under Miri), items of one class.
+    let limit = sized(200, 60) as u64 * 1024;
     let (s, _) = store_with(StoreConfig {
-        memory_limit: 200 * 1024,
+        memory_limit: limit,
         shards: 1,
-        ..Default::default()
+        ..config()
     });
     let value = vec![b'x'; 900]; // class of 1184-byte chunks
+    let (count, fetch_at) = (sized(300, 90), sized(50, 15));
     let mut stored = 0;
-    for i in 0..300 {
+    for i in 0..count {
         assert_eq!(
             s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &value),
             StoreOutcome::Stored
         );
         stored += 1;
-        if i == 50 {
+        if i == fetch_at {
             // k0 is fetched twice: it becomes active and survives its first trip to the tail.
             get(&s, b"k0");
             get(&s, b"k0");
         }
     }
-    assert!(s.memory_used() <= 200 * 1024);
+    assert!(s.memory_used() <= limit);
     let st = s.stats();
     assert!(st.evictions > 0);
     assert_eq!(st.curr_items + st.evictions, stored);
     assert!(get(&s, b"k1").is_none(), "oldest evicted first");
-    assert!(get(&s, b"k299").is_some(), "newest kept");
+    let newest = format!("k{}", count - 1);
+    assert!(get(&s, newest.as_bytes()).is_some(), "newest kept");
     assert!(
         get(&s, b"k0").is_some(),
         "second chance for the active item"
@@ -279,25 +302,27 @@ fn eviction_removes_least_recently_used_first() {
 
 #[test]
 fn eviction_crosses_shards_and_classes() {
+    let limit = sized(100, 16) as u64 * 1024;
     let (s, _) = store_with(StoreConfig {
-        memory_limit: 100 * 1024,
-        shards: 16,
-        ..Default::default()
+        memory_limit: limit,
+        shards: sized(16, 8),
+        ..config()
     });
-    for i in 0..2000 {
+    // More small items (96-byte chunks) than the memory holds, then big ones of another class.
+    for i in 0..sized(2000, 200) {
         assert_eq!(
             s.store(StoreMode::Set, format!("small{i}").as_bytes(), 0, 0, b"v"),
             StoreOutcome::Stored
         );
     }
-    let big = vec![b'b'; 20_000];
+    let big = vec![b'b'; sized(20_000, 6_000)];
     for i in 0..3 {
         assert_eq!(
             s.store(StoreMode::Set, format!("big{i}").as_bytes(), 0, 0, &big),
             StoreOutcome::Stored
         );
     }
-    assert!(s.memory_used() <= 100 * 1024);
+    assert!(s.memory_used() <= limit);
     assert!(get(&s, b"big2").is_some());
 }
 
@@ -307,11 +332,11 @@ fn no_evict_answers_out_of_memory() {
         memory_limit: 64 * 1024,
         no_evict: true,
         shards: 2,
-        ..Default::default()
+        ..config()
     });
     let value = vec![b'x'; 1000];
     let mut outcomes = Vec::new();
-    for i in 0..100 {
+    for i in 0..sized(100, 70) {
         outcomes.push(s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &value));
     }
     assert!(outcomes.contains(&StoreOutcome::NoMemory));
@@ -324,7 +349,7 @@ fn too_large_set_drops_old_value() {
     let (s, _) = store_with(StoreConfig {
         max_item_size: 2048,
         slab_chunk_max: 1024,
-        ..Default::default()
+        ..config()
     });
     s.store(StoreMode::Set, b"k", 0, 0, b"old");
     assert_eq!(
@@ -365,7 +390,7 @@ fn flush_now_and_delayed() {
 #[test]
 fn flush_is_lazy_then_swept() {
     let (s, _) = store();
-    for i in 0..100 {
+    for i in 0..sized(100, 40) {
         s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, b"v");
     }
     s.flush_all(0);
@@ -382,7 +407,7 @@ fn flush_is_lazy_then_swept() {
 fn cas_disabled_refuses_cas_on_existing_items() {
     let (s, _) = store_with(StoreConfig {
         use_cas: false,
-        ..Default::default()
+        ..config()
     });
     s.store(StoreMode::Set, b"k", 0, 0, b"v");
     assert_eq!(
@@ -396,7 +421,7 @@ fn append_past_the_item_limit_is_not_stored() {
     let (s, _) = store_with(StoreConfig {
         max_item_size: 2048,
         slab_chunk_max: 1024,
-        ..Default::default()
+        ..config()
     });
     s.store(StoreMode::Set, b"k", 0, 0, &[b'x'; 1500]);
     assert_eq!(
@@ -410,9 +435,9 @@ fn append_past_the_item_limit_is_not_stored() {
 fn lowering_the_memory_limit_evicts_on_next_store() {
     let (s, _) = store_with(StoreConfig {
         shards: 1,
-        ..Default::default()
+        ..config()
     });
-    for i in 0..100 {
+    for i in 0..sized(100, 40) {
         s.store(
             StoreMode::Set,
             format!("k{i}").as_bytes(),
@@ -444,11 +469,12 @@ fn concurrent_incr_is_atomic() {
     let (s, _) = store();
     let s = Arc::new(s);
     s.store(StoreMode::Set, b"ctr", 0, 0, b"0");
+    let n = sized(5000, 50);
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let s = s.clone();
             std::thread::spawn(move || {
-                for _ in 0..5000 {
+                for _ in 0..n {
                     s.delta(b"ctr", true, 1);
                 }
             })
@@ -457,7 +483,7 @@ fn concurrent_incr_is_atomic() {
     for h in handles {
         h.join().unwrap();
     }
-    assert_eq!(get(&s, b"ctr"), Some(b"20000".to_vec()));
+    assert_eq!(get(&s, b"ctr"), Some((4 * n).to_string().into_bytes()));
 }
 
 #[test]
@@ -503,7 +529,7 @@ fn update_many_refuses_what_cannot_fit() {
     let (s, _) = store_with(StoreConfig {
         max_item_size: 2048,
         slab_chunk_max: 1024,
-        ..Default::default()
+        ..config()
     });
     let r = s.update_many(
         &[StateKey::visible(b"a"), StateKey::visible(b"b")],
@@ -533,12 +559,13 @@ fn update_many_serialises_concurrent_callers() {
     let (s, _) = store();
     let s = Arc::new(s);
     let keys: Vec<Vec<u8>> = (0..8).map(|i| format!("k{i}").into_bytes()).collect();
+    let rounds = sized(2000, 20);
     let handles: Vec<_> = (0..4)
         .map(|t| {
             let s = s.clone();
             let keys = keys.clone();
             std::thread::spawn(move || {
-                for n in 0..2000 {
+                for n in 0..rounds {
                     // Each thread touches a rotating pair of keys, in both orders.
                     let (a, b) = ((n + t) % 8, (n * 3 + t) % 8);
                     if a == b {
@@ -567,7 +594,7 @@ fn update_many_serialises_concurrent_callers() {
         .collect();
     let mut expected = 0u64;
     for t in 0..4 {
-        for n in 0..2000 {
+        for n in 0..rounds {
             if (n + t) % 8 != (n * 3 + t) % 8 {
                 expected += 2;
             }
@@ -589,29 +616,31 @@ fn update_many_serialises_concurrent_callers() {
 
 #[test]
 fn chained_table_survives_growth_and_removal_from_chain_middles() {
-    // One shard, so 5,000 keys grow the chain heads from 64 several times and chains are long
-    // enough that deletes unlink from their middles; values cross the inline/heap boundary.
+    // One shard, so 5,000 keys (200 under Miri) grow the chain heads from 64 several times
+    // (twice at least) and chains are long enough that deletes unlink from their middles;
+    // values cross the inline/heap boundary.
     let (s, _) = store_with(StoreConfig {
         shards: 1,
         memory_limit: 1 << 30,
-        ..StoreConfig::default()
+        ..config()
     });
+    let n = sized(5_000, 200) as u32;
     let key = |i: u32| format!("key:{i}").into_bytes();
     let value = |i: u32| vec![b'a' + (i % 26) as u8; (i % 40) as usize];
-    for i in 0..5_000 {
+    for i in 0..n {
         assert_eq!(
             s.store(StoreMode::Set, &key(i), 0, 0, &value(i)),
             StoreOutcome::Stored
         );
     }
-    for i in (0..5_000).step_by(3) {
+    for i in (0..n).step_by(3) {
         assert!(s.delete(&key(i)), "{i}");
     }
-    for i in (1..5_000).step_by(7) {
+    for i in (1..n).step_by(7) {
         // Grow inline values onto the heap and shrink heap values inline, in place.
         s.store(StoreMode::Set, &key(i), 0, 0, &value(i + 20));
     }
-    for i in 0..5_000 {
+    for i in 0..n {
         // The rewrite loop also stores again some of the deleted keys.
         let want = if i % 7 == 1 {
             Some(value(i + 20))
@@ -622,6 +651,6 @@ fn chained_table_survives_growth_and_removal_from_chain_middles() {
         };
         assert_eq!(get(&s, &key(i)), want, "key {i}");
     }
-    let live = (0..5_000).filter(|i| i % 7 == 1 || i % 3 != 0).count();
+    let live = (0..n).filter(|i| i % 7 == 1 || i % 3 != 0).count();
     assert_eq!(s.len(), live);
 }
