@@ -10,10 +10,14 @@ use std::ops::{Deref, DerefMut};
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::store::{ItemRef, MetaItem};
+use crate::store::{ItemRef, MetaItem, SharedValue};
 
 /// Pending output at which a connection stops running requests until the socket drains.
 pub const HIGH_WATER: usize = 1 << 20;
+
+/// Values at least this long are queued as a reference to the stored bytes rather than copied
+/// (below it a copy costs less than sharing the block).
+pub const SHARE_MIN: usize = 4 * 1024;
 
 /// Most buffers handed to one vectored write.
 const MAX_IOV: usize = 64;
@@ -64,14 +68,28 @@ impl Output {
         self.segs.push_back(bytes);
     }
 
-    /// Appends the value of an item lent by [`crate::store::Store::get`].
+    /// Appends the value of an item lent by [`crate::store::Store::get`]: a long one as the
+    /// stored block itself, which stays valid however the store changes the item meanwhile.
     pub fn put_value(&mut self, it: &ItemRef<'_>) {
-        self.tail.extend_from_slice(it.value);
+        self.put_shared(it.value, || it.shared_value());
     }
 
-    /// Appends the value of an item lent by [`crate::store::Store::meta_get`].
+    /// Appends the value of an item lent by [`crate::store::Store::meta_get`], as
+    /// [`Output::put_value`] does.
     pub fn put_meta_value(&mut self, it: &MetaItem<'_>) {
-        self.tail.extend_from_slice(it.value());
+        self.put_shared(it.value(), || it.shared_value());
+    }
+
+    fn put_shared(&mut self, value: &[u8], shared: impl FnOnce() -> Option<SharedValue>) {
+        let shared = if value.len() >= SHARE_MIN {
+            shared()
+        } else {
+            None
+        };
+        match shared {
+            Some(v) => self.push(Bytes::from_owner(v)),
+            None => self.tail.extend_from_slice(value),
+        }
     }
 
     /// Fills `iov` with the next bytes to send; returns how many slices it used.
@@ -206,6 +224,28 @@ mod tests {
         assert!(out.is_full());
         out.advance(10);
         assert!(!out.is_full());
+    }
+
+    #[test]
+    fn long_values_are_shared_with_the_store_not_copied() {
+        let store = crate::store::Store::new(
+            &crate::store::StoreConfig::default(),
+            std::sync::Arc::new(crate::clock::SystemClock::new()),
+        );
+        let long = vec![b'l'; SHARE_MIN];
+        store.store(crate::store::StoreMode::Set, b"long", 0, 0, &long);
+        store.store(crate::store::StoreMode::Set, b"short", 0, 0, b"s");
+        let mut out = Output::new();
+        store.get(b"long", None, |it| out.put_value(&it));
+        store.get(b"short", None, |it| out.put_value(&it));
+        assert_eq!(out.segs.len(), 1, "the long value is a shared segment");
+        assert_eq!(&out[..], b"s", "the short one was copied");
+        // The store may replace the item; the queued bytes stay what was read.
+        store.store(crate::store::StoreMode::Set, b"long", 0, 0, b"new");
+        store.delete(b"long");
+        let all = out.take_all();
+        assert_eq!(all.len(), SHARE_MIN + 1);
+        assert!(all[..SHARE_MIN].iter().all(|&b| b == b'l'));
     }
 
     #[test]
