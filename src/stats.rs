@@ -177,12 +177,13 @@ fn pair(name: impl Into<String>, value: impl ToString) -> Stat {
 
 /// Process CPU time (user, system) in seconds.
 fn rusage() -> (f64, f64) {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    (t(ru.ru_utime), t(ru.ru_stime))
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    let Ok(ru) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return (0.0, 0.0);
+    };
+    let t = |tv: nix::sys::time::TimeVal| tv.num_microseconds() as f64 / 1e6;
+    (t(ru.user_time()), t(ru.system_time()))
 }
 
 /// The general `stats` report.
