@@ -4,6 +4,7 @@
 #   1. system tools: memcached (the reference server) and memccapable
 #   2. Python venv at target/venv with protocol-tests/requirements.txt
 #   3. cargo test --workspace
+#   3b. the store's unsafe code under Miri (scripts/miri.sh; skips with a line if no nightly)
 #   4. cargo build --release
 #   5. differential protocol tests (pytest) against memcached and ratecached
 #   5b. the HTTP example in docs/examples against ratecached
@@ -98,6 +99,14 @@ setup_venv() {
     "$PY" -m pytest --version || return 1
 }
 
+# -- 3b. Miri -------------------------------------------------------------------------
+miri_run() {
+    scripts/miri.sh 2>&1 | tee "$LOG_DIR/miri.log"
+    local rc=${PIPESTATUS[0]}
+    MIRI_LINE=$(grep -E '^miri: ' "$LOG_DIR/miri.log" | tail -n 1 || true)
+    return "$rc"
+}
+
 # -- 5. protocol tests ----------------------------------------------------------
 protocol_tests() {
     # shellcheck disable=SC2086
@@ -164,12 +173,15 @@ memccapable_run() {
 
 PYTEST_LINE=""
 MEMCCAPABLE_LINE=""
+MIRI_LINE=""
 
 TOOLS_OK=1
 step deps install_tools || TOOLS_OK=0
 VENV_OK=1
 step venv setup_venv || VENV_OK=0
 step "cargo test" cargo test --workspace || true
+step miri miri_run || true
+SUMMARY[${#SUMMARY[@]} - 1]+=" ${MIRI_LINE}"
 BUILD_OK=1
 step "cargo build" cargo build --release || BUILD_OK=0
 
