@@ -289,7 +289,7 @@ pub fn parse_meta<'a>(toks: &[&'a [u8]], ntokens: usize) -> Request<'a> {
     {
         return meta_error(cmd, req.datalen, err("opaque token too long"));
     }
-    Request::Meta(req)
+    Request::Meta(Box::new(req))
 }
 
 /// An error after an `ms` length was read swallows the value; other commands just answer.

@@ -273,8 +273,9 @@ pub enum Request<'a> {
         /// Suppress the reply.
         noreply: bool,
     },
-    /// A meta command (`mg ms md ma`); an `ms` is followed by `datalen` value bytes.
-    Meta(meta::MetaRequest<'a>),
+    /// A meta command (`mg ms md ma`); an `ms` with its value. Boxed: it is the largest
+    /// request by far, and every request is moved through the decoder and the session.
+    Meta(Box<meta::MetaRequest<'a>>),
     /// A rate-limit command refused before a decision (counted in `ratelimit_errors`).
     LimitError {
         /// What to answer.

@@ -364,6 +364,7 @@ impl<S: Session> Driver<S> {
 /// A session's handling of its decoder's answer: run a complete frame; wait for more bytes,
 /// charging those past [`SMALL_FRAME`] to the memory limit first (when there is no room, run
 /// the decoder's fallback refusal, or close when it has none); or close.
+#[inline(always)]
 pub fn decoded<T>(
     d: Decode<T>,
     transit: &mut Transit<'_>,

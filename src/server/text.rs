@@ -37,6 +37,7 @@ impl<'c> TextSession<'c> {
 }
 
 /// The step a request's [`Flow`] makes of its frame (`len` bytes, then `skip` to discard).
+#[inline]
 pub fn step_of(flow: Flow, len: usize, skip: u64) -> Step {
     match flow {
         Flow::Continue => Step::Done { len, skip },
