@@ -226,8 +226,11 @@ impl<'a, T: Transport> Conn<'a, T> {
         while !self.out.is_empty() {
             let written = {
                 let mut iov = iov_array();
-                let n = self.out.slices(&mut iov);
-                self.io.try_write_vectored(&iov[..n])
+                match self.out.slices(&mut iov) {
+                    // One buffer (the common case): a plain send, cheaper than writev.
+                    1 => self.io.try_write(&iov[0]),
+                    n => self.io.try_write_vectored(&iov[..n]),
+                }
             };
             match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

@@ -21,6 +21,8 @@ pub trait Transport: AsRawFd + Send + Sync {
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
     /// Writes from `bufs` in order what the socket takes now (`WouldBlock` if nothing).
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Writes from `buf` what the socket takes now (`WouldBlock` if nothing).
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
 
     /// Ends the sending side (`shutdown(SHUT_WR)`), so replies already written reach the peer
     /// before the socket is closed.
@@ -43,6 +45,9 @@ macro_rules! socket_transport {
             }
             fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 <$t>::try_write_vectored(self, bufs)
+            }
+            fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                <$t>::try_write(self, buf)
             }
         }
     };
