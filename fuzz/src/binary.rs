@@ -13,6 +13,17 @@ pub struct Binary;
 /// Most bytes before a binary request is decided: header, 255 bytes of extras, a 250-byte key.
 const MAX_PREFIX: usize = HEADER_LEN + 255 + KEY_MAX_LENGTH;
 
+/// Checks the prefetch hint of a batch: at most [`binary::PREFETCH_FRAMES`] non-empty keys,
+/// each taken from `buf`.
+pub fn check_batch_keys(buf: &[u8]) {
+    let keys = binary::batch_keys(buf);
+    assert!(keys.len() <= binary::PREFETCH_FRAMES);
+    for k in keys {
+        assert!(!k.is_empty(), "empty prefetch key");
+        assert!(crate::within(buf, k), "prefetch key outside the buffer");
+    }
+}
+
 impl Framing for Binary {
     type Req<'a> = Request<'a>;
 

@@ -31,6 +31,12 @@ pub fn hash(data: &[u8]) -> u64 {
     })
 }
 
+/// True if `part` is a subslice of `buf` (a decoder's borrowed output points into its input).
+pub fn within(buf: &[u8], part: &[u8]) -> bool {
+    let (b, p) = (buf.as_ptr() as usize, part.as_ptr() as usize);
+    p >= b && p + part.len() <= b + buf.len()
+}
+
 /// A framing decoder under test, with the checks specific to its requests.
 pub trait Framing {
     /// The request type, borrowing from the buffer.

@@ -1,7 +1,7 @@
 //! The text decoder's framing ([`ratecache::protocol::text::decode`]) as a [`Framing`], with
 //! the request-level checks of a frame.
 
-use ratecache::protocol::limits::{Target, MAX_LIMITS};
+use ratecache::protocol::limits::{parse_limit_line, Target, MAX_LIMITS};
 use ratecache::protocol::meta::MetaCmd;
 use ratecache::protocol::{
     text, Decode, DecodeLimits, Frame, Refusal, Reply, Request, KEY_MAX_LENGTH, MAX_MULTIGET_LINE,
@@ -47,6 +47,14 @@ impl Framing for Text {
                 let newlines = lines.iter().filter(|&&b| b == b'\n').count();
                 assert_eq!(newlines, *count, "ratelimit_all lines");
                 assert!(lines.ends_with(b"\n"));
+                // Each line as the server parses it.
+                for line in lines.split_inclusive(|&b| b == b'\n') {
+                    let line = line.strip_suffix(b"\n").unwrap_or(line);
+                    match parse_limit_line(line.strip_suffix(b"\r").unwrap_or(line)) {
+                        Ok(l) => check_limit(&l),
+                        Err(reply) => check_error(&reply),
+                    }
+                }
             }
             Request::Refused { why, .. } => {
                 assert_eq!(*why, Refusal::TooLarge, "only a too-large value is refused");
@@ -74,6 +82,20 @@ impl Framing for Text {
             ),
             "fallback {f:?}"
         );
+    }
+}
+
+/// Checks the prefetch hint of a batch: keys of 1..=250 bytes taken from `buf`, no more than
+/// fit inline (the decoder's `PREFETCH_LINES`: the hint never allocates).
+pub fn check_batch_keys(buf: &[u8]) {
+    let keys = text::batch_keys(buf);
+    assert!(!keys.spilled() && keys.len() <= keys.inline_size());
+    for k in keys {
+        assert!(
+            !k.is_empty() && k.len() <= KEY_MAX_LENGTH,
+            "prefetch key {k:?}"
+        );
+        assert!(crate::within(buf, k), "prefetch key outside the buffer");
     }
 }
 
