@@ -70,7 +70,7 @@ for t in "${TARGETS[@]}"; do
         >"$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
         cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
-        echo "fuzz: $t ok (${SECONDS_PER_TARGET} s, ${runs:-?} execs, ${cov:-cov: ?}, corpus $(find "$corpus" -type f | wc -l) new)"
+        echo "fuzz: $t ok (${SECONDS_PER_TARGET} s, ${runs:-?} execs, ${cov:-cov: ?}, corpus $(find "$corpus" -type f | wc -l) in target/fuzz-corpus)"
     else
         failed=1
         grep -E "panicked at|^(Failing input|Reproduce with)|Test unit written" -A2 "$log" | head -n 20 || true
