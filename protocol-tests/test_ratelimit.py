@@ -151,10 +151,21 @@ def test_delete_and_flush_reset_state(conn):
     assert conn.request(b"ratelimit z 1 1h\r\n").startswith(b"ALLOWED")
 
 
-def test_get_on_a_limiter_key_returns_opaque_state(conn):
-    conn.request(b"ratelimit s 5 1h\r\n")
-    reply = conn.request(b"get s\r\n", until=b"END\r\n")
-    assert reply.startswith(b"VALUE s 0 10\r\n\x00")
+def test_limiter_states_are_not_cache_items(conn):
+    # A subject's state lives in the limiter's own memory: cache commands on its key see no
+    # item, and cannot reset or shorten the state; delete (and md) reset it.
+    assert conn.request(b"ratelimit s 2 1h\r\n").startswith(b"ALLOWED 2 1 ")
+    assert conn.roundtrip(b"get s\r\n") == b"END\r\n"
+    assert conn.roundtrip(b"touch s 1\r\n") == b"NOT_FOUND\r\n"
+    assert conn.roundtrip(b"mg s v T1\r\n") == b"EN\r\n"
+    assert conn.roundtrip(b"set s 0 0 1\r\nx\r\n") == b"STORED\r\n"
+    assert conn.request(b"ratelimit s 2 1h\r\n").startswith(b"ALLOWED 2 0 "), "set reset nothing"
+    assert conn.request(b"ratelimit s 2 1h\r\n").startswith(b"DENIED 2 0 ")
+    assert conn.roundtrip(b"delete s\r\n") == b"DELETED\r\n"
+    assert conn.request(b"ratelimit s 2 1h\r\n").startswith(b"ALLOWED 2 1 ")
+    assert conn.roundtrip(b"md s\r\n") == b"HD\r\n"
+    assert conn.roundtrip(b"md s\r\n") == b"NF\r\n"
+    assert conn.request(b"ratelimit s 2 1h\r\n").startswith(b"ALLOWED 2 1 ")
 
 
 def test_noreply_suppresses_replies(conn):

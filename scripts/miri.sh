@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the store's unit tests (items, shards and their prefetch index, table, meta, slab,
-# wheel: the `store::` filter) under Miri with Tree Borrows, to catch undefined behaviour in
-# the unsafe item and shard code. Loop counts shrink under cfg(miri); a few minutes on 2 cores.
+# Runs the store's and the limiter's unit tests (items, shards and their prefetch index,
+# table, meta, slab, wheel; the limiter's arenas, entries and lock-free index: the `store::`
+# and `limiter::` filters) under Miri with Tree Borrows, to catch undefined behaviour in the
+# unsafe item, shard and arena code. Loop counts shrink under cfg(miri); a few minutes on 2 cores.
 #
 #   scripts/miri.sh                 # every store:: test
 #   scripts/miri.sh store::item     # other test filters / libtest arguments instead
@@ -47,14 +48,16 @@ flags="-Zmiri-tree-borrows -Zmiri-permissive-provenance ${MIRIFLAGS:-}"
 # queued when the process exits, which Miri reports as leaks (crossbeam issue #579; crossbeam
 # runs its own Miri tests with this flag). Tests that never touch the epoch run first without
 # it, so a leaked heap block of an item is still caught.
-no_epoch=(store::item store::meta store::tests_shared::shared_values)
+no_epoch=(store::item store::meta store::tests_shared::shared_values limiter::arena limiter::entry
+    limiter::pack limiter::index)
 
 start=$(date +%s)
 if [ "$#" -eq 0 ]; then
     MIRIFLAGS="$flags" cargo +nightly miri test --lib -- "${no_epoch[@]}"
     skips=()
     for f in "${no_epoch[@]}"; do skips+=(--skip "$f"); done
-    MIRIFLAGS="$flags -Zmiri-ignore-leaks" cargo +nightly miri test --lib -- store:: "${skips[@]}"
+    MIRIFLAGS="$flags -Zmiri-ignore-leaks" cargo +nightly miri test --lib -- store:: limiter:: \
+        "${skips[@]}"
 else
     MIRIFLAGS="$flags -Zmiri-ignore-leaks" cargo +nightly miri test --lib -- "$@"
 fi

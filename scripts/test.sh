@@ -5,6 +5,7 @@
 #   2. Python venv at target/venv with protocol-tests/requirements.txt
 #   3. cargo test --workspace
 #   3b. the store's unsafe code under Miri (scripts/miri.sh; skips with a line if no nightly)
+#   3c. a short pass of every decoder fuzz target (scripts/fuzz.sh, FUZZ_SECONDS each)
 #   4. cargo build --release
 #   5. differential protocol tests (pytest) against memcached and ratecached
 #   5b. the HTTP example in docs/examples against ratecached
@@ -14,6 +15,7 @@
 #   PROTOCOL_TARGETS   comma list for step 5 (default: memcached,ratecached)
 #   PYTEST_ARGS        extra pytest arguments for step 5 (e.g. "-k incr -x")
 #   RATECACHED_BIN     server binary (default: target/release/ratecached)
+#   FUZZ_SECONDS       seconds per fuzz target in step 3c (default 10)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -107,6 +109,14 @@ miri_run() {
     return "$rc"
 }
 
+# -- 3c. fuzzing ------------------------------------------------------------------------
+fuzz_run() {
+    scripts/fuzz.sh "${FUZZ_SECONDS:-10}" 2>&1 | tee "$LOG_DIR/fuzz.log"
+    local rc=${PIPESTATUS[0]}
+    FUZZ_LINE=$(grep -E '^fuzz: ' "$LOG_DIR/fuzz.log" | tail -n 1 || true)
+    return "$rc"
+}
+
 # -- 5. protocol tests ----------------------------------------------------------
 protocol_tests() {
     # shellcheck disable=SC2086
@@ -174,6 +184,7 @@ memccapable_run() {
 PYTEST_LINE=""
 MEMCCAPABLE_LINE=""
 MIRI_LINE=""
+FUZZ_LINE=""
 
 TOOLS_OK=1
 step deps install_tools || TOOLS_OK=0
@@ -182,6 +193,8 @@ step venv setup_venv || VENV_OK=0
 step "cargo test" cargo test --workspace || true
 step miri miri_run || true
 SUMMARY[${#SUMMARY[@]} - 1]+=" ${MIRI_LINE}"
+step fuzz fuzz_run || true
+SUMMARY[${#SUMMARY[@]} - 1]+=" ${FUZZ_LINE}"
 BUILD_OK=1
 step "cargo build" cargo build --release || BUILD_OK=0
 

@@ -104,6 +104,11 @@ pub struct Config {
     pub slab_page_size: usize,
     /// `-o idle_timeout`: seconds a connection may sit idle before it is closed (0 = never).
     pub idle_timeout: u32,
+    /// `-o ratelimit_memory=MB`: bytes the rate-limit states may use, apart from `-m`.
+    pub ratelimit_memory: u64,
+    /// `-o ratelimit_full=evict|deny`: when the rate-limit memory is full, evict the state
+    /// closest to full (true, the default) or refuse new subjects.
+    pub ratelimit_evict: bool,
     /// `--policies FILE`: named rate-limit policies (TOML), reloaded on SIGHUP.
     pub policies: Option<PathBuf>,
     /// Flags and `-o` options accepted for compatibility but without effect, for `-v`.
@@ -143,6 +148,8 @@ impl Default for Config {
             slab_chunk_max: 512 * 1024,
             slab_page_size: SLAB_PAGE_SIZE,
             idle_timeout: 0,
+            ratelimit_memory: 64 << 20,
+            ratelimit_evict: true,
             policies: None,
             ignored: Vec::new(),
         }
@@ -653,6 +660,23 @@ impl Parser {
             "idle_timeout" => {
                 let v = need(value, "Missing numeric argument for idle_timeout")?;
                 self.cfg.idle_timeout = sub_number(name, v)?;
+                return Ok(());
+            }
+            "ratelimit_memory" => {
+                let v = need(value, "Missing numeric argument for ratelimit_memory")?;
+                let mb: u64 = sub_number(name, v)?;
+                if mb == 0 || mb > 1 << 20 {
+                    return Err(err("ratelimit_memory must be 1 to 1048576 megabytes"));
+                }
+                self.cfg.ratelimit_memory = mb << 20;
+                return Ok(());
+            }
+            "ratelimit_full" => {
+                self.cfg.ratelimit_evict = match need(value, "Missing ratelimit_full argument")? {
+                    "evict" => true,
+                    "deny" => false,
+                    _ => return Err(err("ratelimit_full must be evict or deny")),
+                };
                 return Ok(());
             }
             "no_modern" => {

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use crate::config::{Config, ProtocolChoice};
+use crate::limiter::LimiterStats;
 use crate::store::Store;
 
 /// One `stats` line.
@@ -190,6 +191,7 @@ fn rusage() -> (f64, f64) {
 pub fn general(
     cfg: &Config,
     store: &Store,
+    limiter: &LimiterStats,
     s: &ServerStats,
     uptime: u64,
     threads: usize,
@@ -300,8 +302,12 @@ pub fn general(
         pair("cmd_ratelimit", r(&s.cmd_ratelimit)),
         pair("ratelimit_allowed", r(&s.ratelimit_allowed)),
         pair("ratelimit_denied", r(&s.ratelimit_denied)),
-        pair("ratelimit_keys", st.internal_items),
+        pair("ratelimit_keys", limiter.keys),
         pair("ratelimit_errors", r(&s.ratelimit_errors)),
+        pair("ratelimit_bytes", limiter.bytes),
+        pair("ratelimit_limit_maxbytes", limiter.limit_maxbytes),
+        pair("ratelimit_evictions", limiter.evictions),
+        pair("ratelimit_reclaimed", limiter.reclaimed),
     ];
     if cfg.idle_timeout > 0 {
         // memcached reports it (after auth_errors) only when the idle timeout is on.
@@ -369,6 +375,11 @@ pub fn settings(cfg: &Config, store: &Store, s: &ServerStats) -> Vec<Stat> {
         pair("lru_maintainer_thread", "no"),
         pair("lru_segmented", "no"),
         pair("idle_timeout", cfg.idle_timeout),
+        pair("ratelimit_memory", cfg.ratelimit_memory >> 20),
+        pair(
+            "ratelimit_full",
+            if cfg.ratelimit_evict { "evict" } else { "deny" },
+        ),
         pair("track_sizes", "no"),
         pair("shards", store.shard_count()),
         pair("timing_wheel", "yes"),

@@ -134,7 +134,7 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             if detail {
                 ctx.stats.detail.record(key, delim, PrefixOp::Delete);
             }
-            let r = if store.delete(key) {
+            let r = if delete_key(ctx, key) {
                 Reply::Deleted
             } else {
                 Reply::NotFound
@@ -178,7 +178,7 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             } else if delay == i32::MIN {
                 reply(out, Reply::ClientError("invalid exptime argument"), noreply);
             } else {
-                store.flush_all(i64::from(delay));
+                ctx.flush_all(i64::from(delay));
                 reply(out, Reply::Ok, noreply);
             }
         }
@@ -271,6 +271,14 @@ fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
     }
 }
 
+/// `delete key` in every protocol: removes the cache item and every rate-limit state of the
+/// subject `key`; true if either was there.
+pub fn delete_key(ctx: &Context, key: &[u8]) -> bool {
+    let item = ctx.store.delete(key);
+    let states = ctx.limiter.reset(key);
+    item || states
+}
+
 /// Decides `limits` atomically and counts the request in the rate-limit stats (`cmd_ratelimit`
 /// and one of allowed, denied, errors). Every protocol's rate-limit command goes through here.
 pub fn decide_counted(
@@ -279,7 +287,7 @@ pub fn decide_counted(
     mode: Mode,
 ) -> Result<Verdict, ApplyError> {
     ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
-    let r = apply(&ctx.store, limits, mode);
+    let r = apply(&ctx.limiter, &ctx.store, limits, mode);
     let counter = match &r {
         Ok(v) if v.overall.allowed => &ctx.stats.ratelimit_allowed,
         Ok(_) => &ctx.stats.ratelimit_denied,
@@ -405,6 +413,7 @@ fn stats_command(ctx: &Context, kind: StatsKind, out: &mut BytesMut) {
             &stats::general(
                 cfg,
                 &ctx.store,
+                &ctx.limiter.stats(),
                 &ctx.stats,
                 ctx.started.elapsed().as_secs(),
                 cfg.threads,

@@ -131,10 +131,15 @@ fn meta_get(ctx: &Context, req: &MetaRequest<'_>, out: &mut Output) {
 
 fn meta_delete(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
     let ttl = req.ttl.map(i64::from);
-    let code: &[u8] = match ctx
+    let mut result = ctx
         .store
-        .meta_delete(&req.key, req.cas, req.invalidate, ttl)
-    {
+        .meta_delete(&req.key, req.cas, req.invalidate, ttl);
+    // A plain `md` also resets the subject's rate-limit states, as `delete` does (a cas or an
+    // invalidation is about the cache item alone).
+    if req.cas.is_none() && !req.invalidate && ctx.limiter.reset(&req.key) {
+        result = MetaDelete::Deleted;
+    }
+    let code: &[u8] = match result {
         MetaDelete::Deleted if req.quiet => return,
         MetaDelete::Deleted => b"HD",
         MetaDelete::NotFound => b"NF",

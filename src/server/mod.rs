@@ -17,7 +17,7 @@ pub mod transport;
 pub mod udp;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::limiter::{Limiter, LimiterConfig};
 use crate::ratelimit::policy::Policies;
 use crate::stats::{ServerStats, Stat};
 use crate::store::{Store, StoreConfig};
@@ -37,6 +38,11 @@ pub struct Context {
     pub config: Config,
     /// The item store.
     pub store: Store,
+    /// Rate-limit states, apart from the items.
+    pub limiter: Limiter,
+    /// Relative second (the store's clock) of a delayed `flush_all` the limiter still owes
+    /// (0 = none).
+    limiter_flush_at: AtomicU32,
     /// Server counters.
     pub stats: ServerStats,
     /// Open connections, for `stats conns`.
@@ -55,10 +61,13 @@ pub struct Context {
 impl Context {
     /// A context for `config`, with a store reading `clock`.
     pub fn new(config: Config, clock: SharedClock) -> Self {
-        let store = Store::new(&store_config(&config), clock);
+        let store = Store::new(&store_config(&config), clock.clone());
+        let limiter = Limiter::new(limiter_config(&config), clock);
         Context {
             config,
             store,
+            limiter,
+            limiter_flush_at: AtomicU32::new(0),
             stats: ServerStats::default(),
             conns: ConnRegistry::default(),
             started: Instant::now(),
@@ -98,6 +107,35 @@ impl Context {
         Ok(n)
     }
 
+    /// `flush_all [delay]`: drops every item and every rate-limit state, now or when the
+    /// delay (an exptime) is due.
+    pub fn flush_all(&self, delay: i64) {
+        self.store.flush_all(delay);
+        if delay == 0 {
+            self.limiter.flush();
+        } else {
+            let at = self.store.rel_exptime(delay);
+            self.limiter_flush_at.store(at.max(1), Ordering::Release);
+        }
+    }
+
+    /// Background work: expired items and rate-limit states freed in bounded batches, and a
+    /// delayed `flush_all` carried out on the limiter when due.
+    pub fn housekeep(&self) {
+        self.store.housekeep(1024);
+        self.limiter.housekeep(256);
+        let at = self.limiter_flush_at.load(Ordering::Acquire);
+        if at != 0
+            && at <= self.store.now()
+            && self
+                .limiter_flush_at
+                .compare_exchange(at, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.limiter.flush();
+        }
+    }
+
     /// Asks the server to stop.
     pub fn request_shutdown(&self) {
         self.stopping.store(true, Ordering::Release);
@@ -108,6 +146,14 @@ impl Context {
     /// True once a shutdown was requested.
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+}
+
+/// Limiter sizing and policy from the command line.
+pub fn limiter_config(c: &Config) -> LimiterConfig {
+    LimiterConfig {
+        memory_limit: c.ratelimit_memory,
+        evict: c.ratelimit_evict,
     }
 }
 
@@ -255,7 +301,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
             .spawn(move || {
                 while !ctx.is_stopping() {
                     std::thread::sleep(Duration::from_millis(100));
-                    ctx.store.housekeep(1024);
+                    ctx.housekeep();
                 }
             })?
     };

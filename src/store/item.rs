@@ -23,11 +23,9 @@ pub(crate) const NIL: u32 = u32::MAX;
 const BUCKET_BITS: u16 = 0x1ff;
 const FETCHED: u16 = 1 << 9;
 const ACTIVE: u16 = 1 << 10;
-const INTERNAL: u16 = 1 << 11;
 const STALE: u16 = 1 << 12;
 const TOKEN_SENT: u16 = 1 << 13;
 const KEY_BINARY: u16 = 1 << 14;
-const HIDDEN: u16 = 1 << 15;
 const _: () = assert!(super::wheel::BUCKETS < BUCKET_BITS as usize);
 // The data area holds a heap block's address when the bytes do not fit.
 const _: () = assert!(INLINE >= std::mem::size_of::<*const u8>());
@@ -355,14 +353,6 @@ impl Item {
     pub fn set_active(&mut self, on: bool) {
         self.set_flag(ACTIVE, on)
     }
-    /// Holds server-side state (a rate limiter), not a client's value.
-    pub fn internal(&self) -> bool {
-        self.flag(INTERNAL)
-    }
-    /// Sets [`Item::internal`].
-    pub fn set_internal(&mut self, on: bool) {
-        self.set_flag(INTERNAL, on)
-    }
     /// Marked stale by a meta invalidation (`md I`, `ms I`).
     pub fn stale(&self) -> bool {
         self.flag(STALE)
@@ -386,15 +376,6 @@ impl Item {
     /// Sets [`Item::key_binary`].
     pub fn set_key_binary(&mut self, on: bool) {
         self.set_flag(KEY_BINARY, on)
-    }
-    /// Server state under a hidden key: no client command can address it, and a client's item
-    /// with the same key bytes is another item ([`super::shard::Shard::find`] matches this bit).
-    pub fn hidden(&self) -> bool {
-        self.flag(HIDDEN)
-    }
-    /// Sets [`Item::hidden`]; only before the item is linked (it is part of its identity).
-    pub fn set_hidden(&mut self, on: bool) {
-        self.set_flag(HIDDEN, on)
     }
 }
 
@@ -548,12 +529,11 @@ mod tests {
         it.set_fetched(true);
         it.set_stale(true);
         assert!(it.fetched() && it.stale());
-        assert!(!it.active() && !it.internal() && !it.token_sent() && !it.key_binary());
-        assert!(!it.hidden());
+        assert!(!it.active() && !it.token_sent() && !it.key_binary());
         it.set_fetched(false);
         assert!(!it.fetched() && it.stale());
-        it.set_hidden(true);
-        assert!(it.hidden() && it.stale() && !it.key_binary());
+        it.set_key_binary(true);
+        assert!(it.key_binary() && it.stale() && !it.token_sent());
         // The wheel bucket shares the word and leaves the flags alone.
         assert_eq!(it.wheel_bucket(), NO_BUCKET);
         it.set_wheel_bucket(383);
@@ -561,6 +541,6 @@ mod tests {
         assert!(it.stale() && !it.fetched());
         it.set_wheel_bucket(NO_BUCKET);
         assert_eq!(it.wheel_bucket(), NO_BUCKET);
-        assert!(it.stale() && it.hidden());
+        assert!(it.stale() && it.key_binary());
     }
 }

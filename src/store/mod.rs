@@ -103,8 +103,6 @@ pub struct ShardStats {
     pub bytes: u64,
     pub store_too_large: u64,
     pub store_no_memory: u64,
-    /// Linked items holding server-side state (rate limiters).
-    pub internal_items: u64,
 }
 
 impl ShardStats {
@@ -140,18 +138,16 @@ impl ShardStats {
             total_items,
             bytes,
             store_too_large,
-            store_no_memory,
-            internal_items
+            store_no_memory
         );
     }
 
     /// Zeroes the counters `stats reset` resets, keeping the gauges (items, bytes).
     fn reset(&mut self) {
-        let (curr, bytes, internal) = (self.curr_items, self.bytes, self.internal_items);
+        let (curr, bytes) = (self.curr_items, self.bytes);
         *self = ShardStats {
             curr_items: curr,
             bytes,
-            internal_items: internal,
             ..Default::default()
         };
     }
@@ -305,80 +301,6 @@ impl ItemRef<'_> {
     pub fn shared_value(&self) -> Option<SharedValue> {
         self.item.shared_value()
     }
-}
-
-/// A value to write back in [`Store::update_many`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Write {
-    /// The new value (inline up to 48 bytes: a rate limiter's state never allocates).
-    pub value: SmallVec<[u8; 48]>,
-    /// Time to live in nanoseconds; `None` never expires. The item never expires early: its
-    /// expiry second is rounded up.
-    pub ttl_ns: Option<u64>,
-}
-
-/// The relative expiry second of a state written at `now_ns` with `ttl_ns` to live (rounded
-/// up: a state never expires early); 0 = never, also when that second is beyond the store's
-/// 32-bit relative time (about 136 years), so a far-future state is kept, not cut short.
-fn state_exptime(now_ns: u64, ttl_ns: Option<u64>) -> u32 {
-    // 2^64 ns is far beyond 2^32 s: an overflowing sum is "never" too.
-    let Some(end) = ttl_ns.and_then(|ttl| now_ns.checked_add(ttl)) else {
-        return 0;
-    };
-    match u32::try_from(end.div_ceil(1_000_000_000)) {
-        Ok(s) if s <= u32::MAX - TIME_BASE => s + TIME_BASE,
-        _ => 0,
-    }
-}
-
-/// Slab class, charge and newly reserved bytes of a planned state write.
-#[derive(Debug, Clone, Copy)]
-struct StatePlan {
-    class: u8,
-    charge: u64,
-    extra: u64,
-}
-
-/// The writes an [`Store::update_many`] closure returns, one per key (`None` = keep).
-pub type Writes = SmallVec<[Option<Write>; 1]>;
-
-/// A key of [`Store::update_many`]: its bytes and the key space it lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StateKey<'a> {
-    /// The key bytes.
-    pub key: &'a [u8],
-    /// A hidden key: server state that no client command can read, write or delete (every
-    /// client path looks up only non-hidden items). A client key with the same bytes is
-    /// another item.
-    pub hidden: bool,
-}
-
-impl<'a> StateKey<'a> {
-    /// A key clients can address too (`get`, `delete`...).
-    pub fn visible(key: &'a [u8]) -> StateKey<'a> {
-        StateKey { key, hidden: false }
-    }
-
-    /// A hidden key, reachable only through [`Store::update_many`].
-    pub fn hidden(key: &'a [u8]) -> StateKey<'a> {
-        StateKey { key, hidden: true }
-    }
-}
-
-/// A live value as [`Store::update_many`] shows it.
-#[derive(Debug, Clone, Copy)]
-pub struct Current<'a> {
-    /// The value bytes.
-    pub value: &'a [u8],
-    /// Written by the server (`update_many`), not by a client's storage command.
-    pub internal: bool,
-}
-
-/// Why [`Store::update_many`] wrote nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpdateError {
-    /// No memory could be freed for the new values.
-    NoMemory,
 }
 
 /// Lookup result inside a shard.
@@ -580,21 +502,9 @@ impl Store {
         }
     }
 
-    /// Looks up a client-addressable (non-hidden) key, dropping it if expired or flushed.
+    /// Looks up a key, dropping it if expired or flushed.
     fn lookup(&self, shard: &mut Shard, hash: u64, key: &[u8], now: u32) -> Lookup {
-        self.lookup_in(shard, hash, key, false, now)
-    }
-
-    /// [`Store::lookup`] among the hidden items (`hidden`) or the client-addressable ones.
-    fn lookup_in(
-        &self,
-        shard: &mut Shard,
-        hash: u64,
-        key: &[u8],
-        hidden: bool,
-        now: u32,
-    ) -> Lookup {
-        match shard.find(hash, key, hidden) {
+        match shard.find(hash, key) {
             None => Lookup::Miss,
             Some(slot) if shard.item(slot).is_expired(now) => {
                 let it = shard.unlink(slot, Removal::Expired, now);
@@ -926,6 +836,15 @@ impl Store {
         (self.mem.limit.load(Ordering::Relaxed) / 8).max(16 << 20)
     }
 
+    /// True if `key` holds a live client item (no counter changes).
+    pub fn holds(&self, key: &[u8]) -> bool {
+        let now = self.now();
+        self.check_flush(now);
+        let (hash, lock, _) = self.locate(key);
+        let mut shard = lock.lock();
+        matches!(self.lookup(&mut shard, hash, key, now), Lookup::Hit(_))
+    }
+
     /// Deletes `key`; true if it was there.
     pub fn delete(&self, key: &[u8]) -> bool {
         let now = self.now();
@@ -1117,229 +1036,6 @@ impl Store {
         reclaimed
     }
 
-    /// Nanoseconds on the store's monotonic clock (the time base of [`Store::update_many`]).
-    pub fn now_nanos(&self) -> u64 {
-        self.clock.now_nanos()
-    }
-
-    /// Atomic read-modify-write of several keys at once: the shards of all `keys` are locked
-    /// in index order (so concurrent calls cannot deadlock), `f` sees every key's live value
-    /// (`None` when absent or expired), and the writes it returns (one per key, `None` = keep)
-    /// are applied all or none. Written items are marked as server state (`internal`), and
-    /// hidden for a hidden [`StateKey`].
-    pub fn update_many<R>(
-        &self,
-        keys: &[StateKey<'_>],
-        f: impl FnOnce(&[Option<Current<'_>>], u64) -> (R, Writes),
-    ) -> Result<R, UpdateError> {
-        // One clock read serves the whole call: the decision time and the items' seconds.
-        let now_ns = self.clock.now_nanos();
-        let now = rel_secs(now_ns);
-        self.check_flush(now);
-        let located: SmallVec<[(u64, usize); 4]> = keys
-            .iter()
-            .map(|k| {
-                let (hash, _, idx) = self.locate(k.key);
-                (hash, idx)
-            })
-            .collect();
-        let mut order: SmallVec<[usize; 4]> = located.iter().map(|&(_, i)| i).collect();
-        order.sort_unstable();
-        order.dedup();
-        let mut guards: SmallVec<[_; 4]> = order.iter().map(|&i| self.shards[i].lock()).collect();
-        let guard_of = |shard: usize| order.binary_search(&shard).expect("locked shard");
-
-        // Read phase: drop expired items, find live slots.
-        let mut slots: SmallVec<[Option<u32>; 4]> = SmallVec::new();
-        for (k, &(hash, shard)) in keys.iter().zip(&located) {
-            let g = &mut guards[guard_of(shard)];
-            slots.push(match self.lookup_in(g, hash, k.key, k.hidden, now) {
-                Lookup::Hit(s) => Some(s),
-                _ => None,
-            });
-        }
-        let (result, writes) = {
-            let values: SmallVec<[Option<Current<'_>>; 4]> = slots
-                .iter()
-                .zip(&located)
-                .map(|(slot, &(_, shard))| {
-                    slot.map(|s| {
-                        let it = guards[guard_of(shard)].item(s);
-                        Current {
-                            value: it.value(),
-                            internal: it.internal(),
-                        }
-                    })
-                })
-                .collect();
-            f(&values, now_ns)
-        };
-
-        // Reserve the memory of every write first, so they happen all or none.
-        let mut plans: SmallVec<[_; 4]> = SmallVec::new();
-        let mut reserved = 0u64;
-        for (i, w) in writes.into_iter().enumerate() {
-            let Some(w) = w else { continue };
-            let (hash, shard) = located[i];
-            let g = guard_of(shard);
-            let Some(plan) = self.reserve_state(&mut guards[g], keys[i].key, &w, slots[i], now)
-            else {
-                self.mem.release(reserved);
-                return Err(UpdateError::NoMemory);
-            };
-            reserved += plan.extra;
-            plans.push((i, hash, g, w, plan));
-        }
-
-        // Write phase. Evictions above may have removed keys of this call: look them up again.
-        for (i, hash, g, w, plan) in plans {
-            self.write_state(&mut guards[g], hash, keys[i], &w, plan, now, now_ns);
-        }
-        Ok(result)
-    }
-
-    /// [`Store::update_many`] for one key, without the bookkeeping for several shards: the
-    /// path of every single-limit decision.
-    pub fn update_one<R>(
-        &self,
-        key: &[u8],
-        f: impl FnOnce(Option<Current<'_>>, u64) -> (R, Option<Write>),
-    ) -> Result<R, UpdateError> {
-        let now_ns = self.clock.now_nanos();
-        let now = rel_secs(now_ns);
-        self.check_flush(now);
-        let (hash, lock, _) = self.locate(key);
-        let mut shard = lock.lock();
-        let slot = match self.lookup(&mut shard, hash, key, now) {
-            Lookup::Hit(s) => Some(s),
-            _ => None,
-        };
-        let current = slot.map(|s| {
-            let it = shard.item(s);
-            Current {
-                value: it.value(),
-                internal: it.internal(),
-            }
-        });
-        let (result, write) = f(current, now_ns);
-        if let Some(w) = write {
-            if let Some(s) = slot {
-                let it = shard.item(s);
-                if it.internal() && it.flags == 0 && it.value().len() == w.value.len() {
-                    // A state of unchanged size: same charge, so no reservation.
-                    let class = it.class;
-                    self.overwrite_state(&mut shard, s, &w, class, now, now_ns);
-                    return Ok(result);
-                }
-            }
-            let plan = self
-                .reserve_state(&mut shard, key, &w, slot, now)
-                .ok_or(UpdateError::NoMemory)?;
-            let key = StateKey::visible(key);
-            self.write_state(&mut shard, hash, key, &w, plan, now, now_ns);
-        }
-        Ok(result)
-    }
-
-    /// Reserves the memory a state write of `key` needs beyond what its current item (`slot`)
-    /// is charged, evicting from the shard if needed. `None`: no room.
-    fn reserve_state(
-        &self,
-        shard: &mut Shard,
-        key: &[u8],
-        w: &Write,
-        slot: Option<u32>,
-        now: u32,
-    ) -> Option<StatePlan> {
-        let total = slab::item_total(key.len(), w.value.len(), 0, self.use_cas);
-        let class = self.slabs.class_for(total)?;
-        let charge = self.slabs.charge(total) as u64;
-        let old_charge = slot.map_or(0, |s| shard.charge(s));
-        let extra = charge.saturating_sub(old_charge);
-        let mut ok = self.mem.try_reserve(extra);
-        while !ok
-            && (self.evict_in(shard, Some(class), slot, now)
-                || self.evict_in(shard, None, slot, now))
-        {
-            ok = self.mem.try_reserve(extra);
-        }
-        ok.then_some(StatePlan {
-            class,
-            charge,
-            extra,
-        })
-    }
-
-    /// Writes a state planned by [`Store::reserve_state`]: in place when the key is present
-    /// with a value of the same size, else as a new or resized item, marked `internal` (and
-    /// `hidden` for a hidden key).
-    #[allow(clippy::too_many_arguments)]
-    fn write_state(
-        &self,
-        shard: &mut Shard,
-        hash: u64,
-        key: StateKey<'_>,
-        w: &Write,
-        plan: StatePlan,
-        now: u32,
-        now_ns: u64,
-    ) {
-        let StatePlan {
-            class,
-            charge,
-            extra,
-        } = plan;
-        let slot = shard.find(hash, key.key, key.hidden);
-        // Settle the charge against what was reserved for this key.
-        let old = slot.map_or(0, |s| shard.charge(s));
-        let needed = charge as i64 - old as i64 - extra as i64;
-        if needed > 0 {
-            self.mem.force_reserve(needed as u64);
-        } else {
-            self.mem.release(needed.unsigned_abs());
-        }
-        match slot {
-            Some(slot) => self.overwrite_state(shard, slot, w, class, now, now_ns),
-            None => {
-                let exptime = state_exptime(now_ns, w.ttl_ns);
-                let mut item = Item::new(key.key, &[&w.value], 0, exptime, class);
-                item.cas = self.next_cas();
-                item.time = now;
-                item.set_internal(true);
-                item.set_hidden(key.hidden);
-                shard.link(hash, item);
-            }
-        }
-    }
-
-    /// Writes the state `w` over the item in `slot`: in place when the value keeps its size (a
-    /// rate limiter's state usually does), else resized into `class`; then stamps it as fresh
-    /// server state (expiry, cas, access time, `internal`). The caller settles the charge.
-    fn overwrite_state(
-        &self,
-        shard: &mut Shard,
-        slot: u32,
-        w: &Write,
-        class: u8,
-        now: u32,
-        now_ns: u64,
-    ) {
-        if shard.item(slot).value().len() == w.value.len() {
-            shard.item_mut(slot).value_mut().copy_from_slice(&w.value);
-        } else {
-            shard.replace_data(slot, &w.value, class);
-        }
-        shard.set_exptime(slot, state_exptime(now_ns, w.ttl_ns));
-        let cas = self.next_cas();
-        let it = shard.item_mut(slot);
-        it.cas = cas;
-        it.time = now;
-        if !it.internal() {
-            it.set_internal(true);
-            shard.stats.internal_items += 1;
-        }
-    }
-
     /// Counters summed over all shards.
     pub fn stats(&self) -> ShardStats {
         let mut total = ShardStats::default();
@@ -1448,5 +1144,3 @@ fn rel_secs(nanos: u64) -> u32 {
 mod tests;
 #[cfg(test)]
 mod tests_shared;
-#[cfg(test)]
-mod tests_state;

@@ -208,14 +208,12 @@ impl Shard {
         self.wheel.len()
     }
 
-    /// The slot holding `key` among the hidden items (`hidden`) or the client-addressable ones,
-    /// expired or not. The two are separate key spaces sharing one table: a hidden item and a
-    /// client's item with the same key bytes are two entries (same hash, same chain).
-    pub fn find(&self, hash: u64, key: &[u8], hidden: bool) -> Option<u32> {
+    /// The slot holding `key`, expired or not.
+    pub fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         let mut s = self.heads.get(self.bucket(hash));
         while s != NIL {
             let it = &self.items[s as usize];
-            if it.hidden() == hidden && it.key() == key {
+            if it.key() == key {
                 return Some(s);
             }
             s = it.hnext;
@@ -298,9 +296,6 @@ impl Shard {
         cs.counters.requested += size;
         self.stats.curr_items += 1;
         self.stats.total_items += 1;
-        if self.items[slot as usize].internal() {
-            self.stats.internal_items += 1;
-        }
         self.stats.bytes += size;
         if exptime != 0 {
             self.schedule(slot, exptime);
@@ -345,9 +340,6 @@ impl Shard {
         cs.counters.requested -= size;
         self.stats.curr_items -= 1;
         self.stats.bytes -= size;
-        if item.internal() {
-            self.stats.internal_items -= 1;
-        }
         match why {
             Removal::Client => {}
             Removal::Expired => {

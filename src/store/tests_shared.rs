@@ -38,20 +38,6 @@ fn shared_values_outlive_overwrite_delete_and_in_place_writes() {
     assert_eq!(before.as_slice(), b"100");
     assert_eq!(get(&s, &key), Some(b"101".to_vec()));
 
-    // A rate-limit state of unchanged size is overwritten in place the same way.
-    let state = |b: u8| Write {
-        value: smallvec::smallvec![b; 16],
-        ttl_ns: None,
-    };
-    s.update_one(&key, |_, _| ((), Some(state(1)))).unwrap();
-    let held = s.get(&key, None, |it| it.shared_value()).unwrap().unwrap();
-    s.update_one(&key, |cur, _| {
-        assert_eq!(cur.expect("present").value, &[1; 16][..]);
-        ((), Some(state(2)))
-    })
-    .unwrap();
-    assert_eq!(held.as_slice(), &[1; 16][..]);
-    assert_eq!(get(&s, &key), Some(vec![2; 16]));
     assert!(s.delete(&key) && s.delete(b"small"));
     assert_eq!(s.memory_used(), 0);
 }

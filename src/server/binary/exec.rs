@@ -106,7 +106,7 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sas
                 ctx.stats.detail.record(key, delim, PrefixOp::Delete);
             }
             let st = if h.cas == 0 {
-                if store.delete(key) {
+                if crate::server::dispatch::delete_key(ctx, key) {
                     status::SUCCESS
                 } else {
                     status::KEY_ENOENT
@@ -159,7 +159,7 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sas
             if ctx.config.disable_flush {
                 write_error(out, h, status::AUTH_ERROR);
             } else {
-                store.flush_all(i64::from(exptime));
+                ctx.flush_all(i64::from(exptime));
                 ServerStats::add(&ctx.stats.cmd_flush, 1);
                 success_or_error(out, h, status::SUCCESS, 0, &[], quiet);
             }
@@ -290,6 +290,7 @@ fn stat(ctx: &Context, h: &Header, key: &[u8], out: &mut BytesMut) {
             &stats::general(
                 cfg,
                 &ctx.store,
+                &ctx.limiter.stats(),
                 &ctx.stats,
                 ctx.started.elapsed().as_secs(),
                 cfg.threads,

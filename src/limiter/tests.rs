@@ -1,0 +1,287 @@
+//! Tests of the limiter table: decisions, concurrency, memory budget, expiry, width changes.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::clock::MockClock;
+use crate::ratelimit::Tat;
+
+fn limiter(memory: u64, evict: bool) -> (Limiter, Arc<MockClock>) {
+    let clock = Arc::new(MockClock::new(1_700_000_000));
+    let cfg = LimiterConfig {
+        memory_limit: memory,
+        evict,
+    };
+    (Limiter::new(cfg, clock.clone()), clock)
+}
+
+fn subject(key: &[u8]) -> Subject<'_> {
+    Subject { key, repeat: 0 }
+}
+
+/// A counter kept as a fixed-window state: `count` spent, full again after `ttl_s`.
+fn bump(l: &Limiter, key: &[u8], max: u64, ttl_s: u64) -> Result<bool, Refused> {
+    l.update_one(subject(key), |found, now| {
+        let count = match found {
+            Some(State::Fixed { count, .. }) => count,
+            _ => 0,
+        };
+        if count >= max {
+            return (false, None);
+        }
+        let state = State::Fixed {
+            last_ns: now,
+            count: count + 1,
+        };
+        (
+            true,
+            Some(NewState {
+                state,
+                ttl_ns: u128::from(ttl_s) * 1_000_000_000,
+            }),
+        )
+    })
+}
+
+fn count(l: &Limiter, key: &[u8]) -> u64 {
+    let locked = l
+        .update_one(subject(key), |found, _| match found {
+            Some(State::Fixed { count, .. }) => (count, None),
+            _ => (0, None),
+        })
+        .unwrap();
+    let read = match l.read_one(subject(key)).0 {
+        Some(State::Fixed { count, .. }) => count,
+        _ => 0,
+    };
+    assert_eq!(locked, read, "a lock-free read sees what a locked one sees");
+    locked
+}
+
+#[test]
+fn states_are_kept_per_subject_and_repeat() {
+    let (l, _) = limiter(64 << 20, true);
+    for i in 0..3 {
+        assert_eq!(bump(&l, b"a", 10, 60), Ok(true), "{i}");
+    }
+    bump(&l, b"b", 10, 60).unwrap();
+    assert_eq!(
+        (count(&l, b"a"), count(&l, b"b"), count(&l, b"c")),
+        (3, 1, 0)
+    );
+    let second = Subject {
+        key: b"a",
+        repeat: 1,
+    };
+    assert!(!l.contains(second));
+    assert_eq!(l.stats().keys, 2);
+    assert!(l.reset(b"a") && !l.reset(b"a"));
+    assert_eq!(count(&l, b"a"), 0);
+    l.flush();
+    assert_eq!((l.stats().keys, count(&l, b"b")), (0, 0));
+}
+
+#[test]
+fn many_threads_on_one_subject_admit_exactly_the_limit() {
+    let (l, _) = limiter(64 << 20, true);
+    let l = Arc::new(l);
+    let (threads, tries, max) = if cfg!(miri) {
+        (3, 20, 25)
+    } else {
+        (8, 5_000, 20_000)
+    };
+    let admitted: u64 = (0..threads)
+        .map(|_| {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                (0..tries)
+                    .filter(|_| bump(&l, b"hot", max, 60).unwrap())
+                    .count() as u64
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .sum();
+    assert_eq!(admitted, max.min(threads * tries));
+    assert_eq!(count(&l, b"hot"), admitted);
+}
+
+#[test]
+fn states_full_again_read_as_absent_and_are_swept() {
+    let (l, clock) = limiter(64 << 20, true);
+    let n = if cfg!(miri) { 20 } else { 2_000 };
+    for i in 0..n {
+        bump(&l, format!("k{i}").as_bytes(), 5, 2).unwrap();
+    }
+    assert_eq!(l.stats().keys, n);
+    clock.advance_secs(1);
+    assert_eq!(count(&l, b"k0"), 1, "not full again yet");
+    clock.advance_secs(2);
+    assert_eq!(count(&l, b"k0"), 0, "full again: reads as absent");
+    assert_eq!(l.housekeep(usize::MAX), n as usize);
+    let st = l.stats();
+    assert_eq!((st.keys, st.reclaimed, st.evictions), (0, n, 0));
+}
+
+#[test]
+fn a_full_limiter_drops_full_states_first_then_the_closest_to_full() {
+    // A budget a few hundred states wide.
+    let budget = (SHARDS * 2048) as u64;
+    let (l, clock) = limiter(budget, true);
+    let n = if cfg!(miri) { 300 } else { 20_000 };
+    // Long-lived states first, then short-lived ones once time has moved.
+    for i in 0..n {
+        bump(&l, format!("long{i}").as_bytes(), 5, 3600).unwrap();
+    }
+    let st = l.stats();
+    assert!(st.bytes <= budget + (SHARDS * 512) as u64, "{st:?}");
+    assert!(st.evictions > 0 && st.keys < n);
+    // The newest subjects are kept: the victim is the state closest to full.
+    assert_eq!(count(&l, format!("long{}", n - 1).as_bytes()), 1);
+    clock.advance_secs(7200);
+    let before = l.stats();
+    for i in 0..200 {
+        bump(&l, format!("new{i}").as_bytes(), 5, 60).unwrap();
+    }
+    let after = l.stats();
+    assert_eq!(after.evictions, before.evictions, "full states went first");
+    assert!(after.reclaimed >= 200.min(before.keys));
+}
+
+#[test]
+fn the_deny_policy_refuses_new_subjects_when_full() {
+    let budget = (SHARDS * 1024) as u64;
+    let (l, clock) = limiter(budget, false);
+    let n = if cfg!(miri) { 200 } else { 5_000 };
+    let refused = (0..n)
+        .filter(|i| bump(&l, format!("s{i}").as_bytes(), 5, 3600) == Err(Refused))
+        .count();
+    assert!(refused > 0);
+    assert_eq!(l.stats().evictions, 0);
+    // Existing subjects are still decided; once their states are full again, new ones fit.
+    assert_eq!(bump(&l, b"s0", 5, 3600), Ok(true));
+    clock.advance_secs(4000);
+    assert_eq!(bump(&l, b"fresh", 5, 3600), Ok(true));
+}
+
+#[test]
+fn a_state_moves_between_widths_and_algorithms() {
+    let (l, _) = limiter(64 << 20, true);
+    let write = |state: State| {
+        l.update_one(subject(b"w"), move |found, _| {
+            (
+                found,
+                Some(NewState {
+                    state,
+                    ttl_ns: 60_000_000_000,
+                }),
+            )
+        })
+        .unwrap()
+    };
+    let narrow = State::Gcra(Tat::from_ns(5));
+    let wide = State::Gcra(Tat::new(1 << 80, 1, 3).unwrap());
+    let sliding = State::Sliding {
+        curr_last_ns: 1,
+        curr: 2,
+        prev_last_ns: 0,
+        prev: 3,
+    };
+    assert_eq!(write(narrow), None);
+    assert_eq!(write(wide), Some(narrow));
+    assert_eq!(write(sliding), Some(wide));
+    assert_eq!(write(narrow), Some(sliding));
+    let fixed = State::Fixed {
+        last_ns: 9,
+        count: 4,
+    };
+    assert_eq!(write(fixed), Some(narrow));
+    assert_eq!(count(&l, b"w"), 4);
+    assert_eq!(l.stats().keys, 1);
+}
+
+#[test]
+fn several_subjects_are_written_all_or_none() {
+    let (l, _) = limiter(64 << 20, true);
+    let subjects = [
+        subject(b"x"),
+        subject(b"y"),
+        Subject {
+            key: b"x",
+            repeat: 1,
+        },
+    ];
+    let run = |allow: bool| {
+        l.update_many(&subjects, |found, now| {
+            let counts: Vec<u64> = found
+                .iter()
+                .map(|f| match f {
+                    Some(State::Fixed { count, .. }) => *count,
+                    _ => 0,
+                })
+                .collect();
+            let writes = counts
+                .iter()
+                .map(|&c| {
+                    allow.then_some(NewState {
+                        state: State::Fixed {
+                            last_ns: now,
+                            count: c + 1,
+                        },
+                        ttl_ns: 60_000_000_000,
+                    })
+                })
+                .collect();
+            (counts, writes)
+        })
+        .unwrap()
+    };
+    assert_eq!(run(true), vec![0, 0, 0]);
+    assert_eq!(run(false), vec![1, 1, 1]);
+    assert_eq!(run(true), vec![1, 1, 1]);
+    assert_eq!(run(true), vec![2, 2, 2]);
+    assert_eq!(l.stats().keys, 3);
+    assert!(l.reset(b"x"));
+    assert_eq!(
+        run(false),
+        vec![0, 3, 0],
+        "a reset forgets every repeat of the key"
+    );
+}
+
+#[test]
+fn saved_states_restore_under_the_same_seeds() {
+    let (l, clock) = limiter(64 << 20, true);
+    for i in 0..50 {
+        for _ in 0..(i % 5 + 1) {
+            bump(&l, format!("r{i}").as_bytes(), 10, 600).unwrap();
+        }
+    }
+    let mut saved = Vec::new();
+    l.for_each(|shard, id, state, expiry| saved.push((shard, id, state, expiry)));
+    assert_eq!(saved.len(), 50);
+    let copy = Limiter::with_seeds(l.config(), clock.clone(), l.seeds());
+    for (shard, id, state, expiry) in saved {
+        copy.restore(shard, id, state, expiry).unwrap();
+    }
+    for i in 0..50 {
+        assert_eq!(count(&copy, format!("r{i}").as_bytes()), i % 5 + 1);
+    }
+}
+
+#[test]
+fn memory_per_subject_stays_compact() {
+    // 32-byte entries plus 9 to 13 bytes of index per subject (arena segments are counted
+    // whole here; untouched pages of the last one cost no RSS).
+    let (l, _) = limiter(1 << 30, true);
+    let n = if cfg!(miri) { 500 } else { 200_000 };
+    for i in 0..n {
+        bump(&l, format!("user:{i:015}").as_bytes(), 5, 600).unwrap();
+    }
+    let st = l.stats();
+    assert_eq!(st.keys, n);
+    let per = st.bytes as f64 / n as f64;
+    eprintln!("limiter: {per:.1} bytes per subject ({st:?})");
+    assert!(per <= 48.0 || cfg!(miri), "{per} bytes per subject");
+}
