@@ -263,6 +263,38 @@ def test_policies_file_and_sighup_reload(make_server, tmp_path):
         assert c.request(b"ratelimit u1 @free\r\n") == b"CLIENT_ERROR unknown policy\r\n"
 
 
+def test_cache_traffic_never_evicts_limiter_state(make_server):
+    # The repro of issue 10: -m 8, 1,000 subjects spent until DENIED, then 100,000 sets of
+    # 16-byte values. The limiter has its own memory: the cache evicts its items, never a
+    # state, and the next pass admits nobody.
+    srv = make_server("-m", "8")
+    with srv.connect() as c:
+        spend = b"".join(b"ratelimit s%d 5 1h noreply\r\n" % i for i in range(1000)) * 5
+        c.send(spend)
+        c.request(b"mn\r\n", until=b"MN\r\n")
+        for start in range(0, 100_000, 5_000):
+            c.send(b"".join(b"set k%d 0 0 16 noreply\r\n%s\r\n" % (i, b"v" * 16) for i in range(start, start + 5_000)))
+            c.request(b"mn\r\n", until=b"MN\r\n")
+        stats = c.request(b"stats\r\n", until=b"END\r\n")
+        assert int(re.search(rb"STAT evictions (\d+)", stats).group(1)) > 0, "the cache evicted"
+        assert int(re.search(rb"STAT ratelimit_keys (\d+)", stats).group(1)) == 1000
+        replies = c.request(b"".join(b"ratelimit s%d 5 1h\r\n" % i for i in range(1000)) + b"mn\r\n", until=b"MN\r\n")
+        assert replies.count(b"DENIED") == 1000 and b"ALLOWED" not in replies
+
+
+def test_delete_resets_every_limit_of_a_policy(make_server, tmp_path):
+    policies = tmp_path / "policies.toml"
+    policies.write_text('[policy.two]\nlimits = [ { limit = 100, period = "1h" }, { limit = 1, period = "1h" } ]\n')
+    srv = make_server("--policies", str(policies))
+    with srv.connect() as c:
+        assert c.request(b"ratelimit u @two\r\n", until=b"END\r\n").startswith(b"ALLOWED 1 0 ")
+        assert c.request(b"ratelimit u @two\r\n", until=b"END\r\n").startswith(b"DENIED 1 0 ")
+        assert c.request(b"delete u\r\n") == b"DELETED\r\n"
+        # Both states are gone: the hourly limit starts over too (99 left, not 98).
+        r = c.request(b"ratelimit u @two\r\n", until=b"END\r\n").split(b"\r\n")
+        assert r[0].startswith(b"ALLOWED 1 0 ") and r[1].startswith(b"ALLOWED 100 99 ")
+
+
 def test_policy_cost_over_a_limits_capacity_is_refused(make_server, tmp_path):
     # As on an explicit line: a cost no limit of the policy could ever admit is an error,
     # not a denial with an endless retry.
