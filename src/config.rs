@@ -104,6 +104,12 @@ pub struct Config {
     pub slab_page_size: usize,
     /// `-o idle_timeout`: seconds a connection may sit idle before it is closed (0 = never).
     pub idle_timeout: u32,
+    /// `-e FILE`: where a graceful stop (SIGUSR1, `shutdown graceful`) saves the items and the
+    /// rate-limit states, and where the next start restores them from.
+    pub memory_file: Option<PathBuf>,
+    /// `-o ratelimit_snapshot=SECONDS`: also save the rate-limit states to the `-e` file this
+    /// often (0 = only at a graceful stop), so a crash loses at most that much.
+    pub ratelimit_snapshot: u32,
     /// `-o ratelimit_memory=MB`: bytes the rate-limit states may use, apart from `-m`.
     pub ratelimit_memory: u64,
     /// `-o ratelimit_full=evict|deny`: when the rate-limit memory is full, evict the state
@@ -148,6 +154,8 @@ impl Default for Config {
             slab_chunk_max: 512 * 1024,
             slab_page_size: SLAB_PAGE_SIZE,
             idle_timeout: 0,
+            memory_file: None,
+            ratelimit_snapshot: 0,
             ratelimit_memory: 64 << 20,
             ratelimit_evict: true,
             policies: None,
@@ -611,7 +619,7 @@ impl Parser {
             'k' => self.ignore("-k (--lock-memory)"),
             'X' => self.ignore("-X (--disable-dumping)"),
             'W' => self.ignore("-W (--disable-watch)"),
-            'e' => self.ignore(format!("-e (--memory-file) {v}")),
+            'e' => cfg.memory_file = Some(v.into()),
             'N' => {
                 let n: usize = positive(c, v, "Maximum number of NAPI IDs must be greater than 0")?;
                 self.napi_ids = Some(n);
@@ -669,6 +677,11 @@ impl Parser {
                     return Err(err("ratelimit_memory must be 1 to 1048576 megabytes"));
                 }
                 self.cfg.ratelimit_memory = mb << 20;
+                return Ok(());
+            }
+            "ratelimit_snapshot" => {
+                let v = need(value, "Missing numeric argument for ratelimit_snapshot")?;
+                self.cfg.ratelimit_snapshot = sub_number(name, v)?;
                 return Ok(());
             }
             "ratelimit_full" => {
@@ -879,6 +892,11 @@ impl Parser {
         }
 
         let cfg = &mut self.cfg;
+        if cfg.ratelimit_snapshot > 0 && cfg.memory_file.is_none() {
+            return Err(err(
+                "ratelimit_snapshot needs -e (--memory-file) to write to",
+            ));
+        }
         if cfg.sasl {
             if !self.protocol_specified {
                 cfg.protocol = ProtocolChoice::Binary;
@@ -1194,7 +1212,8 @@ fn usage() -> String {
 -W, --disable-watch       disable watch commands (live logging) (ignored)
 -Y, --auth-file=<file>    (EXPERIMENTAL) enable ASCII protocol authentication. format:
                           user:pass\nuser2:pass2\n
--e, --memory-file=<file>  (EXPERIMENTAL) mmap a file for item memory (ignored)
+-e, --memory-file=<file>  save items and rate-limit states to <file> on a graceful stop
+                          (SIGUSR1) and restore them from it at start
 -Z, --enable-ssl          enable TLS/SSL (not supported: refused)
 -o, --extended            comma separated list of extended options
                           most options have a 'no_' prefix to disable
@@ -1662,7 +1681,11 @@ mod tests {
     fn flags_without_effect_are_noted() {
         let cfg = run(&["-r", "-k", "-L", "-X", "-W", "-e", "/dev/shm/m", "-N", "2"]);
         assert!(cfg.large_pages);
-        for flag in ["-r ", "-k ", "-L ", "-X ", "-W ", "-e ", "-N "] {
+        assert_eq!(
+            cfg.memory_file.as_deref(),
+            Some(std::path::Path::new("/dev/shm/m"))
+        );
+        for flag in ["-r ", "-k ", "-L ", "-X ", "-W ", "-N "] {
             assert!(
                 has_note(&cfg, flag),
                 "{flag} not noted in {:?}",

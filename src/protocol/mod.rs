@@ -243,6 +243,8 @@ pub enum Request<'a> {
     Shutdown {
         /// False for an unknown mode (answered only when shutdown is enabled).
         valid: bool,
+        /// `shutdown graceful`: stop as SIGUSR1 does (saving to the `-e` file).
+        graceful: bool,
     },
     /// The request is answered with a fixed reply (errors, no-op admin commands).
     Reply {

@@ -60,8 +60,6 @@ pub enum Step {
     Paused,
     /// Close the connection once the replies so far are sent.
     Close,
-    /// Stop the server (the `shutdown` command).
-    Shutdown,
 }
 
 /// Why [`Input::execute`] stopped running requests.
@@ -73,8 +71,6 @@ pub enum Stop {
     Flush,
     /// Send what is pending, then close.
     Close,
-    /// Send what is pending, then stop the server.
-    Shutdown,
 }
 
 /// A connection's input: the bytes buffered and what the next request waits for.
@@ -129,7 +125,6 @@ impl Input {
                 }
                 Step::Paused => break Stop::Flush,
                 Step::Close => break Stop::Close,
-                Step::Shutdown => break Stop::Shutdown,
             }
         };
         (stop, progressed)
@@ -199,11 +194,6 @@ impl<'a, T: Transport> Conn<'a, T> {
                 Stop::Close => {
                     let _ = self.flush().await;
                     self.io.shutdown_write();
-                    return;
-                }
-                Stop::Shutdown => {
-                    let _ = self.flush().await;
-                    self.ctx.request_shutdown();
                     return;
                 }
             }

@@ -27,8 +27,6 @@ pub enum Flow {
     Paused,
     /// Send what is buffered, then close.
     Close,
-    /// Close at once and shut the server down.
-    Shutdown,
 }
 
 /// A storage command and its options, as parsed from its line.
@@ -197,13 +195,14 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
         }
         Request::Stats(kind) => stats_command(ctx, kind, out),
         Request::Quit => return Flow::Close,
-        Request::Shutdown { valid } => {
+        Request::Shutdown { valid, graceful } => {
             if !ctx.config.enable_shutdown {
                 write_reply(out, Reply::Line("ERROR: shutdown not enabled"));
             } else if !valid {
                 write_reply(out, Reply::ClientError("invalid shutdown mode"));
             } else {
-                return Flow::Shutdown;
+                ctx.request_stop(graceful);
+                return Flow::Close;
             }
         }
         Request::Reply { reply: r, noreply } => reply(out, r, noreply),

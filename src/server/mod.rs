@@ -8,6 +8,7 @@ pub mod conn;
 #[cfg(test)]
 mod conn_tests;
 pub mod dispatch;
+pub mod lifecycle;
 pub mod listener;
 pub mod meta;
 pub mod output;
@@ -56,13 +57,23 @@ pub struct Context {
     /// Signalled once to stop the server.
     pub shutdown: Notify,
     stopping: AtomicBool,
+    /// The stop asked for saves to the `-e` file (`shutdown graceful`).
+    graceful: AtomicBool,
 }
 
 impl Context {
-    /// A context for `config`, with a store reading `clock`.
+    /// A context for `config`, with a store and a limiter reading `clock`.
     pub fn new(config: Config, clock: SharedClock) -> Self {
+        Context::with_seeds(config, clock, None)
+    }
+
+    /// [`Context::new`] with the limiter's hash seeds given (those of a snapshot to restore).
+    pub fn with_seeds(config: Config, clock: SharedClock, seeds: Option<[u64; 8]>) -> Self {
         let store = Store::new(&store_config(&config), clock.clone());
-        let limiter = Limiter::new(limiter_config(&config), clock);
+        let limiter = match seeds {
+            Some(s) => Limiter::with_seeds(limiter_config(&config), clock, s),
+            None => Limiter::new(limiter_config(&config), clock),
+        };
         Context {
             config,
             store,
@@ -75,6 +86,7 @@ impl Context {
             auth: None,
             shutdown: Notify::new(),
             stopping: AtomicBool::new(false),
+            graceful: AtomicBool::new(false),
         }
         .with_detail()
     }
@@ -136,11 +148,17 @@ impl Context {
         }
     }
 
-    /// Asks the server to stop.
-    pub fn request_shutdown(&self) {
+    /// Asks the server to stop (`graceful`: as SIGUSR1 does, saving to the `-e` file).
+    pub fn request_stop(&self, graceful: bool) {
+        self.graceful.store(graceful, Ordering::Release);
         self.stopping.store(true, Ordering::Release);
         self.shutdown.notify_waiters();
         self.shutdown.notify_one();
+    }
+
+    /// True when the stop asked for is a graceful one.
+    pub fn stop_is_graceful(&self) -> bool {
+        self.graceful.load(Ordering::Acquire)
     }
 
     /// True once a shutdown was requested.
@@ -209,6 +227,15 @@ impl ConnRegistry {
         self.conns.lock().remove(&fd);
     }
 
+    /// Shuts the reading side of every open connection: each answers the requests it has
+    /// read, then sees the end of its input and closes. (A connection leaves the registry
+    /// before its socket is closed, so under this lock every descriptor is still its own.)
+    pub fn shutdown_reads(&self) {
+        for fd in self.conns.lock().keys() {
+            let _ = nix::sys::socket::shutdown(*fd, nix::sys::socket::Shutdown::Read);
+        }
+    }
+
     /// `stats conns` lines.
     pub fn report(&self) -> Vec<Stat> {
         let mut out = Vec::new();
@@ -233,7 +260,8 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         Some(path) => Some(auth::AuthFile::load(path).map_err(std::io::Error::other)?),
         None => None,
     };
-    let mut ctx = Context::new(config, Arc::new(SystemClock::new()));
+    let mut ctx =
+        lifecycle::start(config, Arc::new(SystemClock::new())).map_err(std::io::Error::other)?;
     ctx.auth = auth;
     let ctx = Arc::new(ctx);
     ctx.reload_policies().map_err(std::io::Error::other)?;
@@ -321,19 +349,17 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         })
     };
     tasks.push(reloader);
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = ctx.shutdown.notified() => {}
-        _ = tokio::signal::ctrl_c() => {}
-        _ = sigterm.recv() => {}
-    }
-    ctx.request_shutdown();
+    tasks.push(tokio::spawn(lifecycle::snapshots(ctx.clone())));
+    let kind = lifecycle::wait_for_stop(&ctx).await?;
+    // Stop accepting (the accept tasks own the listeners), then let the connections finish.
     for t in tasks {
         t.abort();
     }
+    lifecycle::drain(&ctx).await;
+    ctx.request_stop(kind == lifecycle::StopKind::Graceful);
     let _ = housekeeper.join();
     if let Some(path) = &ctx.config.unix_socket {
         let _ = std::fs::remove_file(path);
     }
-    Ok(())
+    lifecycle::finish(&ctx, kind)
 }

@@ -43,7 +43,6 @@ pub fn step_of(flow: Flow, len: usize, skip: u64) -> Step {
         Flow::Continue => Step::Done { len, skip },
         Flow::Paused => Step::Paused,
         Flow::Close => Step::Close,
-        Flow::Shutdown => Step::Shutdown,
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod item;
 mod meta;
+mod persist;
 mod shard;
 pub mod slab;
 pub mod wheel;
@@ -20,6 +21,7 @@ use crate::clock::SharedClock;
 use crate::numeric;
 pub use item::SharedValue;
 pub use meta::{MetaArith, MetaDelete, MetaGet, MetaItem};
+pub use persist::SavedItem;
 use shard::{Item, Removal, Shard, ShardIndex};
 use slab::SlabClasses;
 pub use smallvec;

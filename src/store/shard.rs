@@ -193,6 +193,11 @@ impl Shard {
         self.live
     }
 
+    /// The linked items.
+    pub fn live_items(&self) -> impl Iterator<Item = &Item> {
+        self.items.iter().filter(|it| it.is_live())
+    }
+
     /// Per-class state, indexed by class id (index 0 unused).
     pub fn classes(&self) -> &[ClassState] {
         &self.classes

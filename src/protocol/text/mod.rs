@@ -182,6 +182,7 @@ pub fn parse_command(line: &[u8]) -> Request<'_> {
         b"quit" => Request::Quit,
         b"shutdown" => Request::Shutdown {
             valid: n == 2 || (n == 3 && t.get(1) == b"graceful"),
+            graceful: n == 3,
         },
         b"verbosity" => {
             if n != 3 && n != 4 {
