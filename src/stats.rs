@@ -375,6 +375,13 @@ pub fn settings(cfg: &Config, store: &Store, s: &ServerStats) -> Vec<Stat> {
         pair("lru_maintainer_thread", "no"),
         pair("lru_segmented", "no"),
         pair("idle_timeout", cfg.idle_timeout),
+        pair(
+            "memory_file",
+            cfg.memory_file
+                .as_ref()
+                .map_or("(null)".to_string(), |p| p.display().to_string()),
+        ),
+        pair("ratelimit_snapshot", cfg.ratelimit_snapshot),
         pair("ratelimit_memory", cfg.ratelimit_memory >> 20),
         pair(
             "ratelimit_full",
