@@ -12,7 +12,7 @@
 //! recipe: the writer fences (release) after making the sequence odd, the reader fences
 //! (acquire) before checking that it did not change.
 
-use super::sync::{fence, spin_loop, AtomicU32, AtomicU64, Ordering};
+use super::sync::{backoff, fence, AtomicU32, AtomicU64, Ordering};
 
 /// Identity of a free entry.
 pub const FREE: u64 = 0;
@@ -50,6 +50,7 @@ impl<const W: usize> Default for Entry<W> {
 impl<const W: usize> Entry<W> {
     /// Owns the entry until the guard is dropped (spinning while another writer owns it).
     pub fn lock(&self) -> Locked<'_, W> {
+        let mut round = 0;
         loop {
             let s = self.seq.load(Ordering::Relaxed);
             if s & 1 == 0
@@ -70,16 +71,17 @@ impl<const W: usize> Entry<W> {
                     seq: s,
                 };
             }
-            spin_loop();
+            backoff(&mut round);
         }
     }
 
     /// A consistent copy, read without writing (retried while a writer is inside).
     pub fn read(&self) -> Snapshot<W> {
+        let mut round = 0;
         loop {
             let s1 = self.seq.load(Ordering::Acquire);
             if s1 & 1 == 1 {
-                spin_loop();
+                backoff(&mut round);
                 continue;
             }
             let ident = self.ident.load(Ordering::Relaxed);
@@ -93,7 +95,7 @@ impl<const W: usize> Entry<W> {
                     words,
                 };
             }
-            spin_loop();
+            backoff(&mut round);
         }
     }
 

@@ -503,7 +503,11 @@ impl ShardGuard<'_> {
             .published
             .store(&*next as *const Index as *mut Index, Ordering::Release);
         let old = std::mem::replace(&mut self.inner.index, next);
-        crossbeam::epoch::pin().defer(move || drop(old));
+        let guard = crossbeam::epoch::pin();
+        guard.defer(move || drop(old));
+        // Hand it to the global queue now: a thread-local batch of deferred indexes would
+        // otherwise hold megabytes until 64 more pile up.
+        guard.flush();
     }
 
     /// Replaces the index with a fresh one holding the live slots.

@@ -66,7 +66,13 @@ pub fn apply(
     mode: Mode,
 ) -> Result<Verdict, ApplyError> {
     if let [one] = limits {
-        return apply_one(limiter, store, one, mode);
+        let d = apply_one(limiter, store, one, mode)?;
+        let mut decisions = SmallVec::new();
+        decisions.push(d);
+        return Ok(Verdict {
+            overall: d,
+            decisions,
+        });
     }
     let subjects = subjects(limits);
     let result = limiter.update_many(&subjects, |found, now_ns| {
@@ -129,22 +135,22 @@ fn new_state(o: &Outcome) -> Option<NewState> {
     })
 }
 
-/// [`apply`] for a single limit (the common case): in place under the subject's entry lock,
-/// or (peek) read without any lock.
-fn apply_one(
+/// [`apply`] for a single limit (the common case), answering its decision alone: in place
+/// under the subject's entry lock, or (peek) read without any lock.
+pub fn apply_one(
     limiter: &Limiter,
     store: &Store,
     l: &Limit<'_>,
     mode: Mode,
-) -> Result<Verdict, ApplyError> {
+) -> Result<Decision, ApplyError> {
     let subject = Subject {
         key: l.key,
         repeat: 0,
     };
-    let d = if mode == Mode::Peek {
+    if mode == Mode::Peek {
         let (found, now_ns) = limiter.read_one(subject);
         let state = current_state(found, l, store)?;
-        decide(l.algorithm, state.as_ref(), &l.params, mode, now_ns).decision
+        Ok(decide(l.algorithm, state.as_ref(), &l.params, mode, now_ns).decision)
     } else {
         let result = limiter.update_one(subject, |found, now_ns| {
             let state = match current_state(found, l, store) {
@@ -159,14 +165,8 @@ fn apply_one(
             };
             (Ok(o.decision), write)
         });
-        result.map_err(|Refused| ApplyError::NoMemory)??
-    };
-    let mut decisions = SmallVec::new();
-    decisions.push(d);
-    Ok(Verdict {
-        overall: d,
-        decisions,
-    })
+        result.map_err(|Refused| ApplyError::NoMemory)?
+    }
 }
 
 #[cfg(test)]

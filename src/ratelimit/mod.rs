@@ -77,7 +77,7 @@ mod wide;
 
 use std::fmt;
 
-pub use apply::{apply, ApplyError, Limit, Verdict};
+pub use apply::{apply, apply_one, ApplyError, Limit, Verdict};
 pub use period::{parse_period, period_from_ms, PeriodError, MAX_PERIOD_NS, MIN_PERIOD_NS};
 pub use state::{State, Tat, MAGIC, MAX_ENCODED_LEN, VERSION};
 

@@ -12,7 +12,7 @@ use crate::protocol::limits::{
 };
 use crate::protocol::text::{write_number, write_reply, write_stat, write_value_header, Keys};
 use crate::protocol::{Refusal, Reply, Request, StatsKind, StoreKind};
-use crate::ratelimit::{apply, ApplyError, Limit, Mode, Verdict};
+use crate::ratelimit::{apply, apply_one, ApplyError, Decision, Limit, Mode, Verdict};
 use crate::stats::{self, PrefixOp, ServerStats};
 use crate::store::smallvec::SmallVec;
 use crate::store::{DeltaOutcome, StoreMode, StoreOutcome};
@@ -260,10 +260,10 @@ fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
         params: req.params,
         from_policy: false,
     };
-    match decide_counted(ctx, &[limit], req.mode) {
-        Ok(v) => {
-            if !(req.quiet && v.overall.allowed) {
-                write_meta_decision(out, req, &v.overall);
+    match decide_one_counted(ctx, &limit, req.mode) {
+        Ok(d) => {
+            if !(req.quiet && d.allowed) {
+                write_meta_decision(out, req, &d);
             }
         }
         Err(e) => write_reply(out, apply_error_reply(e)),
@@ -279,21 +279,34 @@ pub fn delete_key(ctx: &Context, key: &[u8]) -> bool {
 }
 
 /// Decides `limits` atomically and counts the request in the rate-limit stats (`cmd_ratelimit`
-/// and one of allowed, denied, errors). Every protocol's rate-limit command goes through here.
+/// and one of allowed, denied, errors). Every protocol's rate-limit command goes through here
+/// or, for a single limit, [`decide_one_counted`].
 pub fn decide_counted(
     ctx: &Context,
     limits: &[Limit<'_>],
     mode: Mode,
 ) -> Result<Verdict, ApplyError> {
-    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
     let r = apply(&ctx.limiter, &ctx.store, limits, mode);
-    let counter = match &r {
-        Ok(v) if v.overall.allowed => &ctx.stats.ratelimit_allowed,
-        Ok(_) => &ctx.stats.ratelimit_denied,
+    count(ctx, r.as_ref().map(|v| v.overall.allowed));
+    r
+}
+
+/// [`decide_counted`] for one limit, answering its decision alone.
+pub fn decide_one_counted(ctx: &Context, limit: &Limit<'_>, mode: Mode) -> Result<Decision, ApplyError> {
+    let r = apply_one(&ctx.limiter, &ctx.store, limit, mode);
+    count(ctx, r.as_ref().map(|d| d.allowed));
+    r
+}
+
+/// Counts a decision (or its failure) in the rate-limit stats.
+fn count(ctx: &Context, allowed: Result<bool, &ApplyError>) {
+    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
+    let counter = match allowed {
+        Ok(true) => &ctx.stats.ratelimit_allowed,
+        Ok(false) => &ctx.stats.ratelimit_denied,
         Err(_) => &ctx.stats.ratelimit_errors,
     };
     ServerStats::add(counter, 1);
-    r
 }
 
 /// The text reply for a rate-limit request that could not be decided.
@@ -321,6 +334,14 @@ pub fn ratelimit(
     multi: bool,
     out: &mut BytesMut,
 ) {
+    if let ([one], false) = (limits, multi) {
+        match decide_one_counted(ctx, one, mode) {
+            Ok(d) if !noreply => write_decision(out, &d),
+            Ok(_) => {}
+            Err(e) => reply(out, apply_error_reply(e), noreply),
+        }
+        return;
+    }
     match decide_counted(ctx, limits, mode) {
         Ok(v) => {
             if noreply {

@@ -350,9 +350,9 @@ fn ratelimit(
         params: a.params,
         from_policy: false,
     };
-    match crate::server::dispatch::decide_counted(ctx, &[limit], a.mode) {
-        Ok(v) => {
-            let d = &v.overall;
+    match crate::server::dispatch::decide_one_counted(ctx, &limit, a.mode) {
+        Ok(d) => {
+            let d = &d;
             if !(quiet && d.allowed) {
                 let st = if d.allowed {
                     status::SUCCESS
