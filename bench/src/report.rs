@@ -113,7 +113,7 @@ pub struct ServerResult {
     pub rss_before: Option<u64>,
     /// Server RSS after it.
     pub rss_after: Option<u64>,
-    /// RSS growth per stored item (fill only).
+    /// RSS growth per item the server holds at the end (fill and rl-fill only).
     pub rss_bytes_per_item: Option<f64>,
     /// The loading phase, if any.
     pub prefill: Option<Phase>,
@@ -197,7 +197,7 @@ impl Report {
     }
 
     fn rows(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
-        let fill = self.results.iter().any(|r| r.workload == Workload::Fill);
+        let fill = self.results.iter().any(|r| r.workload.fills());
         let mut head = vec![
             "server",
             "protocol",
