@@ -115,6 +115,10 @@ pub struct ServerResult {
     pub rss_after: Option<u64>,
     /// RSS growth per item the server holds at the end (fill and rl-fill only).
     pub rss_bytes_per_item: Option<f64>,
+    /// Items the server held at the end of a fill over those before it (`curr_items`,
+    /// `ratelimit_keys` after rl-fill, Redis DBSIZE): the divisor of `rss_bytes_per_item`
+    /// when fewer than the fill created.
+    pub items_held: Option<u64>,
     /// The loading phase, if any.
     pub prefill: Option<Phase>,
     /// The expiry watch, if any.

@@ -598,6 +598,7 @@ pub async fn run_target(target: &Target, load: &Load, base: &Spec) -> ServerResu
             }
             _ => None,
         },
+        items_held: held,
         prefill,
         expiry,
         curve: percentile_curve(h),

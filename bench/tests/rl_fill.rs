@@ -185,6 +185,7 @@ async fn ratecached_decides_each_subject_once_and_bytes_are_per_held_subject() {
     assert!(r.rss_after > r.rss_before, "{r:?}");
     assert!(r.rss_bytes_per_item.is_some());
     assert_eq!(r.rss_bytes_per_item, rss_per(&r, 450));
+    assert_eq!(r.items_held, Some(450));
 }
 
 #[tokio::test]
@@ -209,4 +210,5 @@ async fn redis_runs_the_fixed_window_script_once_per_subject() {
     assert_eq!(seen.len() as u64, SUBJECTS);
     assert_eq!(subjects, all_subjects());
     assert_eq!(r.rss_bytes_per_item, rss_per(&r, SUBJECTS));
+    assert_eq!(r.items_held, Some(SUBJECTS));
 }
