@@ -17,6 +17,11 @@
 #        (5) memory: RSS growth over 1,000,000 counters (20-byte keys, 8-byte values)
 #        (6) expiry: 1,000,000 keys with a 2 s TTL, then the time until the item count is
 #            back to 0 without a read
+#        (7) rate-limit memory: one gcra decision on each of 1,000,000 new subjects (20-byte
+#            keys, 100 per hour), RSS growth over the subjects held (`ratelimit_keys`), beside
+#            Redis' fixed-window script on as many keys (over DBSIZE) and a plain Redis fill
+#        (8) one hot subject: ratelimit on a single subject, 50 connections, pipeline 16,
+#            ratecached with -t 2, beside the Redis fixed-window script on one key
 #   5. writes docs/benchmarks.md: every table, the targets with the measured ratios, the
 #      machine and the exact commands
 #
@@ -27,11 +32,17 @@
 #                    slow moment of a shared machine does not decide a verdict
 #   BENCH_THREADS    server threads (default: the cores given to the servers)
 #   BENCH_EXPIRY_BOUND  seconds to watch the item count in case 6 (default 20)
-#   BENCH_DOC        output document (default docs/benchmarks.md)
+#   BENCH_DOC        output document (default docs/benchmarks.md); the plots go to bench/ beside it
 #   BENCH_CASES      space-separated subset of: getset-p1 getset-p16 getset-p16-binary incr
-#                    ratelimit ratelimit-p16 memory expiry (default: all)
+#                    ratelimit ratelimit-p16 memory expiry ratelimit-memory ratelimit-hot
+#                    (default: all)
+#   RATECACHED_BIN   the ratecached binary to benchmark (default: target/release/ratecached,
+#                    built by this script); e.g. an older build for a before/after comparison
 set -euo pipefail
 
+if [ -n "${RATECACHED_BIN:-}" ]; then
+    RATECACHED_BIN=$(realpath -- "$RATECACHED_BIN")
+fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 START=$(date +%s)
@@ -45,8 +56,8 @@ DURATION="${BENCH_DURATION:-4}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 EXPIRY_BOUND="${BENCH_EXPIRY_BOUND:-20}"
 DOC="${BENCH_DOC:-docs/benchmarks.md}"
-PLOTS="docs/bench"
-CASES="${BENCH_CASES:-getset-p1 getset-p16 getset-p16-binary incr ratelimit ratelimit-p16 memory expiry}"
+PLOTS="$(dirname "$DOC")/bench"
+CASES="${BENCH_CASES:-getset-p1 getset-p16 getset-p16-binary incr ratelimit ratelimit-p16 memory expiry ratelimit-memory ratelimit-hot}"
 OUT="$ROOT/target/bench-compare"
 rm -rf "$OUT"
 mkdir -p "$OUT" "$PLOTS"
@@ -70,9 +81,19 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # --- 2. build --------------------------------------------------------------------------
-log "cargo build --release"
-cargo build --release -q -p ratecache -p ratecache-bench
-RATECACHED="$ROOT/target/release/ratecached"
+if [ -n "${RATECACHED_BIN:-}" ]; then
+    if [ ! -x "$RATECACHED_BIN" ]; then
+        echo "RATECACHED_BIN=$RATECACHED_BIN is not an executable file" >&2
+        exit 1
+    fi
+    log "cargo build --release -p ratecache-bench (ratecached: $RATECACHED_BIN)"
+    cargo build --release -q -p ratecache-bench
+    RATECACHED="$RATECACHED_BIN"
+else
+    log "cargo build --release"
+    cargo build --release -q -p ratecache -p ratecache-bench
+    RATECACHED="$ROOT/target/release/ratecached"
+fi
 BENCH="$ROOT/target/release/ratecache-bench"
 
 # --- 3. cores, threads, servers ---------------------------------------------------------
@@ -116,30 +137,32 @@ free_port() {
     done
 }
 
-# launch KIND PORT: starts one server in the background
+# launch KIND PORT LOG THREADS: starts one server in the background
 launch() {
     case "$1" in
         ratecached)
-            "${SRV_PIN[@]}" "$RATECACHED" -l 127.0.0.1 -p "$2" -U 0 -t "$THREADS" \
-                -m 2048 -c 4096 >"$OUT/ratecached.log" 2>&1 &
+            "${SRV_PIN[@]}" "$RATECACHED" -l 127.0.0.1 -p "$2" -U 0 -t "$4" \
+                -m 2048 -c 4096 >"$3" 2>&1 &
             ;;
         memcached)
             "${SRV_PIN[@]}" memcached "${MEMCACHED_USER[@]}" -l 127.0.0.1 -p "$2" -U 0 \
-                -t "$THREADS" -m 2048 -c 4096 >"$OUT/memcached.log" 2>&1 &
+                -t "$4" -m 2048 -c 4096 >"$3" 2>&1 &
             ;;
         redis)
             "${SRV_PIN[@]}" redis-server --bind 127.0.0.1 --port "$2" --save '' \
                 --appendonly no --protected-mode yes --loglevel warning \
-                --maxclients 4096 >"$OUT/redis.log" 2>&1 &
+                --maxclients 4096 >"$3" 2>&1 &
             ;;
     esac
 }
 
-# start_server KIND -> sets SRV_PORT and SRV_PID (a few tries if the port was taken)
+# start_server KIND [NAME [THREADS]] -> sets SRV_PORT and SRV_PID (a few tries if the port was
+# taken); the log is $OUT/NAME.log
 start_server() {
+    local log="$OUT/${2:-$1}.log"
     for _ in 1 2 3 4 5; do
         SRV_PORT=$(free_port)
-        launch "$1" "$SRV_PORT"
+        launch "$1" "$SRV_PORT" "$log" "${3:-$THREADS}"
         SRV_PID=$!
         for _ in $(seq 1 100); do
             if port_in_use "$SRV_PORT"; then
@@ -152,7 +175,7 @@ start_server() {
         kill "$SRV_PID" 2>/dev/null || true
         wait "$SRV_PID" 2>/dev/null || true
     done
-    echo "$1 did not start: $(tail -n 3 "$OUT/$1.log")" >&2
+    echo "${2:-$1} did not start: $(tail -n 3 "$log")" >&2
     exit 1
 }
 
@@ -167,20 +190,27 @@ stop_server() {
 }
 
 declare -A PORT PID
+# start_named NAME KIND [THREADS]: one server, known to srv by NAME
+start_named() {
+    start_server "$2" "$1" "${3:-}"
+    PORT[$1]=$SRV_PORT
+    PID[$1]=$SRV_PID
+}
 start_all() {
     for s in ratecached memcached redis; do
-        start_server "$s"
-        PORT[$s]=$SRV_PORT
-        PID[$s]=$SRV_PID
+        start_named "$s" "$s"
     done
 }
 stop_all() {
-    for s in ratecached memcached redis; do
+    local s
+    for s in "${!PID[@]}"; do
         stop_server "${PID[$s]}"
     done
+    PORT=()
+    PID=()
 }
 
-# srv NAME KIND [PROTOCOL [WORKLOAD]]: the bench arguments of one server
+# srv NAME SERVER [PROTOCOL [WORKLOAD]]: the bench arguments of one started server
 srv() {
     local a=(--server "127.0.0.1:${PORT[$2]}" --name "$1" --server-pid "${PID[$2]}")
     [ -n "${3:-}" ] && a+=(--server-protocol "$3")
@@ -298,12 +328,37 @@ if want expiry; then
         $(srv ratecached ratecached) $(srv memcached memcached) $(srv redis redis redis)
     stop_all
 fi
+if want ratelimit-memory; then
+    start_named ratecached ratecached
+    start_named redis redis
+    start_named redis-fill redis
+    # GCRA at 100 per hour: one decision leaves a state that is full again after 36 s, longer
+    # than the fill; the Redis window key lives the whole hour.
+    # shellcheck disable=SC2046
+    run_case ratelimit-memory "(7) rate-limit memory: 1,000,000 GCRA subjects (100/h), 20-byte keys" \
+        --workload rl-fill --keys 1000000 --key-size 20 --value-size 8 --rl-algo gcra \
+        --rl-limit 100 --rl-period-ms 3600000 --connections 50 --pipeline 16 --duration 120 \
+        $(srv ratecached ratecached) $(srv redis-fixed-window redis redis) \
+        $(srv redis-fill redis-fill redis fill)
+    stop_all
+fi
+if want ratelimit-hot; then
+    start_named ratecached ratecached 2
+    start_named redis redis
+    # shellcheck disable=SC2046
+    run_rounds ratelimit-hot "(8) one hot subject (100/s), 50 connections, pipeline 16, ratecached -t 2" \
+        --workload ratelimit --rl-algo gcra --rl-limit 100 --rl-period-ms 1000 \
+        --connections 50 --pipeline 16 --keys 1 --duration "$DURATION" \
+        $(srv ratecached ratecached) $(srv redis-fixed-window redis redis redis-fixed)
+    stop_all
+fi
 trap - EXIT
 cleanup
 
 # --- 5. the document ------------------------------------------------------------------------
 ELAPSED=$(($(date +%s) - START))
 export OUT DOC PLOTS ELAPSED ROUNDS THREADS SERVER_CPUS GEN_CPUS LOAD_BEFORE DURATION EXPIRY_BOUND ROOT
+export RATECACHED_BIN="${RATECACHED_BIN:-}"
 export FAILED="${FAILED_CASES[*]:-}"
 export MEMCACHED_VERSION REDIS_VERSION
 MEMCACHED_VERSION=$(memcached -V 2>/dev/null || memcached -h | head -1)
@@ -372,15 +427,24 @@ def cpu_model():
         pass
     return platform.processor() or "unknown"
 
-def git_rev():
+def git_rev(where=root):
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, cwd=where).stdout.strip() or where
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=root).stdout.strip()
+                             text=True, cwd=top).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "src"], capture_output=True,
-                               text=True, cwd=root).stdout.strip()
-        return rev + (" with uncommitted changes under src/" if dirty else "")
+                               text=True, cwd=top).stdout.strip()
+        return (rev or "unknown") + (" with uncommitted changes under src/" if dirty else "")
     except OSError:
         return "unknown"
+
+def ratecached_version():
+    """The benchmarked build: this tree's, or RATECACHED_BIN and the commit of its tree."""
+    b = os.environ.get("RATECACHED_BIN", "")
+    if not b:
+        return f"ratecached {git_rev()}"
+    return f"ratecached `{b}` (RATECACHED_BIN; its tree at {git_rev(os.path.dirname(b))})"
 
 def fmt(x, nd=2):
     return "n/a" if x is None else f"{x:.{nd}f}"
@@ -398,8 +462,8 @@ def per_round(name, f):
     return m, txt
 
 targets = []
-def target(what, measured, met):
-    targets.append((what, measured, "n/a (not measured)" if met is None else ("**met**" if met else "**not met**")))
+def target(what, measured, met, verdict=None):
+    targets.append((what, measured, verdict or ("n/a (not measured)" if met is None else ("**met**" if met else "**not met**"))))
 
 def tput(r): return r["ops_per_sec"] if r else None
 def p99(r): return r["latency_us"]["p99"] if r else None
@@ -448,6 +512,21 @@ others = ", ".join(f"{n}: {fmt(res(mem, n).get('rss_bytes_per_item'), 1)} B"
 target("memory: <= 50 bytes per stored counter (RSS growth over 1,000,000)",
        f"{fmt(b, 1)} B/item ({others})", None if b is None else b <= 50)
 
+rm = load("ratelimit-memory")
+rc = res(rm, "ratecached")
+b = rc.get("rss_bytes_per_item") if rc else None
+others = ", ".join(f"{n}: {fmt(res(rm, n).get('rss_bytes_per_item'), 1)} B"
+                   for n in ("redis-fixed-window", "redis-fill") if res(rm, n))
+target("rate-limit memory: <= 48 bytes per subject (RSS growth over 1,000,000 GCRA subjects), "
+       "beside Redis", f"{fmt(b, 1)} B/subject ({others})", None if b is None else b <= 48)
+
+if rounds("ratelimit-hot"):
+    t, tr = per_round("ratelimit-hot", between("ratecached", "redis-fixed-window", tput))
+    l, lr = per_round("ratelimit-hot", between("ratecached", "redis-fixed-window", p99))
+    target("one hot subject, pipeline 16, ratecached `-t 2`: beside the Redis fixed-window "
+           "script on one key", f"{fmt(t)}x ops/s{tr}, p99 {fmt(l)}x{lr}", None,
+           "no target (reference)")
+
 rc = res(exp, "ratecached")
 e = rc.get("expiry") if rc else None
 z = e.get("zero_after_load_ms") if e else None
@@ -492,6 +571,8 @@ cases = [
     ("ratelimit-p16", "(4b) rate limit on 100k subjects, pipeline 16"),
     ("memory", "(5) memory: 1,000,000 counters"),
     ("expiry", "(6) expiry: 1,000,000 keys, 2 s TTL"),
+    ("ratelimit-memory", "(7) rate-limit memory: 1,000,000 GCRA subjects"),
+    ("ratelimit-hot", "(8) one hot subject, pipeline 16, ratecached -t 2"),
 ]
 
 L = []
@@ -506,10 +587,10 @@ w("## Machine and setup")
 w("")
 w(f"- CPU: {cpu_model()}, `nproc` = {os.cpu_count()}; kernel {platform.release()}; "
   f"load average before the run: {os.environ['LOAD_BEFORE']}")
-w(f"- ratecached {git_rev()}; {os.environ['MEMCACHED_VERSION']}; {os.environ['REDIS_VERSION'].split(' sha=')[0]}")
+w(f"- {ratecached_version()}; {os.environ['MEMCACHED_VERSION']}; {os.environ['REDIS_VERSION'].split(' sha=')[0]}")
 w(f"- servers pinned to CPUs {os.environ['SERVER_CPUS']} (`taskset`), the load generator to CPUs "
   f"{os.environ['GEN_CPUS']}; ratecached and memcached with `-t {os.environ['THREADS']}` "
-  f"(Redis executes commands on one thread); all on 127.0.0.1")
+  f"(case 8: ratecached `-t 2`; Redis executes commands on one thread); all on 127.0.0.1")
 w(f"- {os.environ['DURATION']} s per server, case and round; {os.environ['ROUNDS']} rounds of every "
   "throughput case, the servers taking turns round after round; one fill for memory and "
   f"expiry; the whole script took {os.environ['ELAPSED']} s")
@@ -581,6 +662,12 @@ for name, title in cases:
         if other:
             w("CPU used by other processes of the machine meanwhile (100% = one core): "
               + ", ".join(other) + ".")
+        if name == "ratelimit-memory":
+            held = [f"{r['name']} {r['items_held']}" for r in rep["results"]
+                    if r.get("items_held") is not None]
+            if held:
+                w("Held at the end, the B/item divisor (ratecached `ratelimit_keys`, Redis "
+                  "DBSIZE): " + ", ".join(held) + ".")
         if name.startswith("ratelimit"):
             dec = [f"{r['name']} {r['allowed']} allowed / {r['denied']} denied"
                    for r in rep["results"] if r["allowed"] or r["denied"]]
@@ -602,6 +689,8 @@ w("## Commands")
 w("")
 w("```sh")
 w("scripts/bench-compare.sh        # everything below, then this document")
+w("# another ratecached build, a subset of the cases, the document elsewhere:")
+w("# RATECACHED_BIN=path/to/ratecached BENCH_CASES=\"ratelimit-hot\" BENCH_DOC=/tmp/b.md scripts/bench-compare.sh")
 for name, _ in cases:
     c = bench_cmd(name)
     if c:
@@ -624,7 +713,7 @@ w("")
 w("`--name`, `--server-pid`, `--server-protocol` and `--server-workload` belong to the `--server` "
   "before them; servers run one after another with the same load and share one table, "
   "with ratios of the first server over each other. `--protocol text|meta|binary|redis`, "
-  "`--workload getset|incr|ratelimit|redis-fixed|redis-sliding|fill`, `--ratio SET:GET` "
+  "`--workload getset|incr|ratelimit|redis-fixed|redis-sliding|fill|rl-fill`, `--ratio SET:GET` "
   "(default 1:10), `--key-dist uniform|zipf` (`--zipf-s`), `--value-size`, `--requests N` "
   "and/or `--duration SECS` (whichever comes first), `--seed`, `--ttl` and `--watch-expiry "
   "SECS` for fills; `ratecache-bench --help` lists them all. It exits with status 2 when "

@@ -64,7 +64,7 @@ pub struct Cli {
     /// Zipf exponent.
     #[arg(long, default_value_t = 0.99)]
     pub zipf_s: f64,
-    /// Key name prefix (default per workload: key:, ctr:, rl:, fill:).
+    /// Key name prefix (default per workload: key:, ctr:, rl:, rlfw:, rlsl:, fill:, rlfill:).
     #[arg(long)]
     pub key_prefix: Option<String>,
     /// Key length in bytes (the index is zero-padded).
@@ -221,6 +221,7 @@ pub fn default_prefix(w: Workload) -> &'static str {
         Workload::RedisFixed => "rlfw:",
         Workload::RedisSliding => "rlsl:",
         Workload::Fill => "fill:",
+        Workload::RlFill => "rlfill:",
     }
 }
 
@@ -318,6 +319,27 @@ mod tests {
         assert_eq!(c.targets[1].protocol, Protocol::Redis);
         assert_eq!(c.targets[1].workload, Workload::RedisFixed);
         assert!((c.load.set_share - 1.0 / 11.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rl_fill_runs_on_every_protocol_with_its_own_prefix() {
+        let c = parse([
+            "b",
+            "--server",
+            "h:1",
+            "--server",
+            "h:2",
+            "--server-protocol",
+            "redis",
+            "--workload",
+            "rl-fill",
+        ])
+        .unwrap();
+        assert!(c.targets.iter().all(|t| t.workload == Workload::RlFill));
+        assert_eq!(c.targets[1].protocol, Protocol::Redis);
+        assert_eq!(default_prefix(Workload::RlFill), "rlfill:");
+        assert!(Workload::RlFill.fills() && Workload::Fill.fills());
+        assert!(!Workload::Ratelimit.fills());
     }
 
     #[test]

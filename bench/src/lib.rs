@@ -8,6 +8,7 @@ pub mod cli; // command line: servers, protocol, workload, load shape
 pub mod codec; // request encoders and reply checkers: text, meta, binary, RESP
 pub mod keys; // key names, popularity (uniform, zipf) and the PRNG
 pub mod plot; // latency percentile curves of all servers in one PNG
+pub mod probe; // out-of-load queries: scripts, stats / DBSIZE counts, the expiry watch
 pub mod procfs; // server CPU time and RSS from /proc
 pub mod report; // results, table, ratios, JSON, markdown
 pub mod runner; // connections, pipelining, budget, histograms, progress

@@ -113,8 +113,12 @@ pub struct ServerResult {
     pub rss_before: Option<u64>,
     /// Server RSS after it.
     pub rss_after: Option<u64>,
-    /// RSS growth per stored item (fill only).
+    /// RSS growth per item the server holds at the end (fill and rl-fill only).
     pub rss_bytes_per_item: Option<f64>,
+    /// Items the server held at the end of a fill over those before it (`curr_items`,
+    /// `ratelimit_keys` after rl-fill, Redis DBSIZE): the divisor of `rss_bytes_per_item`
+    /// when fewer than the fill created.
+    pub items_held: Option<u64>,
     /// The loading phase, if any.
     pub prefill: Option<Phase>,
     /// The expiry watch, if any.
@@ -197,7 +201,7 @@ impl Report {
     }
 
     fn rows(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
-        let fill = self.results.iter().any(|r| r.workload == Workload::Fill);
+        let fill = self.results.iter().any(|r| r.workload.fills());
         let mut head = vec![
             "server",
             "protocol",

@@ -17,10 +17,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::codec::{resp, Check, Codec, OpKind, Outcome, Protocol, Spec, Workload};
+use crate::codec::{Check, Codec, OpKind, Outcome, Protocol, Spec, Workload};
 use crate::keys::{KeyDist, Rng};
+use crate::probe::{count_items, held_stat, load_scripts, watch_expiry};
 use crate::procfs;
-use crate::report::{Expiry, Latency, Phase, ServerResult};
+use crate::report::{Latency, Phase, ServerResult};
 
 /// At most this many distinct error messages are kept per server.
 const MAX_SAMPLES: usize = 8;
@@ -101,6 +102,8 @@ struct OpGen {
     dist: KeyDist,
     keys: u64,
     set_share: f64,
+    /// The decision of `rl-fill`: ratecached's, or the Redis fixed-window script.
+    rl_op: OpKind,
     /// Fill: the next key is the request's number in the budget.
     shared: Arc<Shared>,
 }
@@ -122,6 +125,7 @@ impl OpGen {
             Workload::RedisFixed => (OpKind::RedisFixed, key(self)),
             Workload::RedisSliding => (OpKind::RedisSliding, key(self)),
             Workload::Fill => (OpKind::Set, ticket),
+            Workload::RlFill => (self.rl_op, ticket),
         }
     }
 }
@@ -333,6 +337,11 @@ async fn phase(
             dist: load.dist.clone(),
             keys: load.keys,
             set_share: load.set_share,
+            rl_op: if spec.protocol == Protocol::Redis {
+                OpKind::RedisFixed
+            } else {
+                OpKind::RateLimit
+            },
             shared: shared.clone(),
         };
         let codec = Codec::new(spec.clone(), i as u32);
@@ -375,65 +384,13 @@ fn progress_bar(enabled: bool, limit: u64, duration: Duration, label: &str) -> P
     bar
 }
 
-async fn connect(addr: &str) -> std::io::Result<TcpStream> {
+/// Connects to `addr` (5 s at most), with Nagle's algorithm off.
+pub(crate) async fn connect(addr: &str) -> std::io::Result<TcpStream> {
     let s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
         .await
         .map_err(|_| std::io::Error::other("connect timed out"))??;
     s.set_nodelay(true)?;
     Ok(s)
-}
-
-/// Sends one RESP command and reads one reply value, rendered for the caller.
-async fn redis_call(s: &mut TcpStream, args: &[&[u8]]) -> Result<resp::Owned, String> {
-    let mut out = BytesMut::new();
-    resp::put_command(&mut out, args);
-    s.write_all(&out).await.map_err(|e| e.to_string())?;
-    let mut buf = BytesMut::with_capacity(4096);
-    loop {
-        if let Some((v, _)) = resp::parse(&buf)? {
-            return Ok(resp::Owned::from(&v));
-        }
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read_buf(&mut buf))
-            .await
-            .map_err(|_| "no reply".to_string())?
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("connection closed".into());
-        }
-    }
-}
-
-/// The number of items the server holds (`stats` curr_items, or Redis DBSIZE).
-pub async fn count_items(s: &mut TcpStream, protocol: Protocol) -> Result<u64, String> {
-    if protocol == Protocol::Redis {
-        return match redis_call(s, &[b"DBSIZE"]).await? {
-            resp::Owned::Int(n) => Ok(n.max(0) as u64),
-            other => Err(format!("DBSIZE answered {other:?}")),
-        };
-    }
-    s.write_all(b"stats\r\n").await.map_err(|e| e.to_string())?;
-    let mut buf = BytesMut::with_capacity(8192);
-    loop {
-        if buf.ends_with(b"END\r\n") {
-            break;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read_buf(&mut buf))
-            .await
-            .map_err(|_| "no reply to stats".to_string())?
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("connection closed".into());
-        }
-    }
-    parse_curr_items(&buf).ok_or_else(|| "no STAT curr_items".to_string())
-}
-
-/// `curr_items` from a `stats` reply.
-pub fn parse_curr_items(stats: &[u8]) -> Option<u64> {
-    stats
-        .split(|&b| b == b'\n')
-        .find_map(|l| l.strip_prefix(b"STAT curr_items "))
-        .and_then(|v| crate::codec::parse_u64(v.strip_suffix(b"\r").unwrap_or(v)))
 }
 
 fn cpu(pid: Option<u32>) -> Option<u64> {
@@ -451,10 +408,11 @@ pub async fn run_target(target: &Target, load: &Load, base: &Spec) -> ServerResu
             .to_vec();
     }
     let mut setup_errors: Vec<String> = Vec::new();
-    if matches!(
+    let scripted = matches!(
         target.workload,
-        Workload::RedisFixed | Workload::RedisSliding
-    ) {
+        Workload::RedisFixed | Workload::RedisSliding | Workload::RlFill
+    );
+    if scripted && target.protocol == Protocol::Redis {
         match load_scripts(&target.addr).await {
             Ok((fixed, sliding)) => {
                 spec.redis_fixed_sha = fixed;
@@ -496,16 +454,18 @@ pub async fn run_target(target: &Target, load: &Load, base: &Spec) -> ServerResu
         });
     }
     let spec = Arc::new(spec);
-    let limit = match target.workload {
-        Workload::Fill => load.requests.unwrap_or(load.keys).min(load.keys),
-        _ => load.requests.unwrap_or(u64::MAX),
+    let is_fill = target.workload.fills();
+    let limit = if is_fill {
+        load.requests.unwrap_or(load.keys).min(load.keys)
+    } else {
+        load.requests.unwrap_or(u64::MAX)
     };
     let duration = load.duration.unwrap_or(Duration::from_secs(3600));
     let watch = target.workload == Workload::Fill && spec.ttl > 0 && load.watch_expiry.is_some();
-    let is_fill = target.workload == Workload::Fill;
+    let stat = held_stat(target.workload);
     let items_before = if is_fill {
         match connect(&target.addr).await {
-            Ok(mut s) => count_items(&mut s, target.protocol).await.ok(),
+            Ok(mut s) => count_items(&mut s, target.protocol, stat).await.ok(),
             Err(_) => None,
         }
     } else {
@@ -533,11 +493,17 @@ pub async fn run_target(target: &Target, load: &Load, base: &Spec) -> ServerResu
     let machine_after = procfs::machine_busy_micros().ok();
     let rss_after = target.pid.and_then(|p| procfs::rss_bytes(p).ok());
     let stored = tally.outcomes[2];
+    // What the fill created: items stored, or subjects decided on (each one new).
+    let created = if target.workload == Workload::RlFill {
+        tally.outcomes[4] + tally.outcomes[5]
+    } else {
+        stored
+    };
     // Bytes per item count the items the server still holds: a server that evicted during the
     // fill must not look smaller for it.
     let held = if is_fill && !watch {
         match connect(&target.addr).await {
-            Ok(mut s) => count_items(&mut s, target.protocol)
+            Ok(mut s) => count_items(&mut s, target.protocol, stat)
                 .await
                 .ok()
                 .map(|n| n.saturating_sub(items_before.unwrap_or(0))),
@@ -547,14 +513,14 @@ pub async fn run_target(target: &Target, load: &Load, base: &Spec) -> ServerResu
         None
     };
     let per_item_count = match held {
-        Some(h) if h < stored => {
+        Some(h) if h < created => {
             eprintln!(
-                "warning: {}: {stored} items stored but {h} held (evicted?): bytes per item are over the {h} held",
+                "warning: {}: {created} items created but {h} held (evicted?): bytes per item are over the {h} held",
                 target.name
             );
             h
         }
-        _ => stored,
+        _ => created,
     };
     let expiry = match load.watch_expiry {
         Some(bound) if watch => {
@@ -632,84 +598,10 @@ pub async fn run_target(target: &Target, load: &Load, base: &Spec) -> ServerResu
             }
             _ => None,
         },
+        items_held: held,
         prefill,
         expiry,
         curve: percentile_curve(h),
-    }
-}
-
-async fn load_scripts(addr: &str) -> Result<(String, String), String> {
-    let mut s = connect(addr).await.map_err(|e| e.to_string())?;
-    let mut sha = Vec::new();
-    for script in [resp::FIXED_WINDOW_LUA, resp::SLIDING_LOG_LUA] {
-        match redis_call(&mut s, &[b"SCRIPT", b"LOAD", script.as_bytes()]).await? {
-            resp::Owned::Bulk(Some(b)) if b.len() == 40 => {
-                sha.push(String::from_utf8_lossy(&b).into_owned())
-            }
-            other => return Err(format!("answered {other:?}")),
-        }
-    }
-    Ok((sha[0].clone(), sha[1].clone()))
-}
-
-/// Polls the item count until it is back to `base` (the count before the load: 0 on a fresh
-/// server) or `bound` has passed since the load ended.
-async fn watch_expiry(
-    target: &Target,
-    ttl: u32,
-    loaded_at: Instant,
-    bound: Duration,
-    base: u64,
-) -> Expiry {
-    let mut e = Expiry {
-        ttl_s: ttl,
-        bound_s: bound.as_secs_f64(),
-        items_before_load: base,
-        zero_after_load_ms: None,
-        items_after_load: None,
-        zero_after_ttl_ms: None,
-        items_at_end: None,
-        samples: Vec::new(),
-        error: None,
-    };
-    let mut s = match connect(&target.addr).await {
-        Ok(s) => s,
-        Err(err) => {
-            e.error = Some(err.to_string());
-            return e;
-        }
-    };
-    let mut last_sample = None;
-    loop {
-        let n = match count_items(&mut s, target.protocol).await {
-            Ok(n) => n,
-            Err(err) => {
-                e.error = Some(err);
-                return e;
-            }
-        };
-        let now = Instant::now();
-        let since_load = now.duration_since(loaded_at).as_secs_f64();
-        if e.items_after_load.is_none() {
-            e.items_after_load = Some(n);
-        }
-        e.items_at_end = Some(n);
-        if last_sample.is_none_or(|t: Instant| now.duration_since(t) >= Duration::from_millis(250))
-        {
-            e.samples.push((since_load, n));
-            last_sample = Some(now);
-        }
-        if n <= base {
-            e.samples.push((since_load, n));
-            let after_load = now.duration_since(loaded_at).as_secs_f64() * 1000.0;
-            e.zero_after_load_ms = Some(after_load);
-            e.zero_after_ttl_ms = Some(after_load - f64::from(ttl) * 1000.0);
-            return e;
-        }
-        if now.duration_since(loaded_at) >= bound {
-            return e;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

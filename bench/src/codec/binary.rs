@@ -170,9 +170,8 @@ pub fn check(spec: &Spec, e: &Expect, buf: &[u8]) -> Check {
 mod tests {
     use super::*;
     use crate::codec::{Codec, Protocol};
-    use ratecache::protocol::binary::{
-        decode, write_item, write_response, Command, Decoded, REQ_MAGIC,
-    };
+    use ratecache::protocol::binary::{decode, write_item, write_response, Command, REQ_MAGIC};
+    use ratecache::protocol::{Decode, DecodeLimits, Frame};
     use std::sync::Arc;
 
     fn spec() -> Arc<Spec> {
@@ -188,19 +187,21 @@ mod tests {
         let mut c = Codec::new(spec(), 0);
         let mut out = BytesMut::new();
         let e = c.encode(OpKind::Set, 2, &mut out);
-        let Decoded::Request(r) = decode(&out) else {
+        let Decode::Frame(Frame { req: r, len, .. }) = decode(&out, &DecodeLimits::default())
+        else {
             panic!("not decoded")
         };
+        assert_eq!(len, out.len());
         assert_eq!(r.header.opaque, e.opaque);
         match r.command {
             Command::Store {
                 key,
                 exptime,
-                value_len,
+                value,
                 ..
             } => {
                 assert_eq!(
-                    (key, exptime, value_len),
+                    (key, exptime, value.len()),
                     (&b"key:0000000000000002"[..], 9, 32)
                 );
             }
@@ -209,9 +210,11 @@ mod tests {
         for kind in [OpKind::Get, OpKind::Incr, OpKind::RateLimit] {
             out.clear();
             c.encode(kind, 2, &mut out);
-            let Decoded::Request(r) = decode(&out) else {
+            let Decode::Frame(Frame { req: r, len, .. }) = decode(&out, &DecodeLimits::default())
+            else {
                 panic!("{kind:?} not decoded")
             };
+            assert_eq!(len, out.len());
             assert_eq!(r.header.prefix_len() + r.header.value_len(), out.len());
             let ok = match (kind, r.command) {
                 (OpKind::Get, Command::Get { .. }) => true,
@@ -223,14 +226,9 @@ mod tests {
                         ..
                     },
                 ) => true,
-                (
-                    OpKind::RateLimit,
-                    Command::RateLimit {
-                        args: Some(a),
-                        rest: 0,
-                        ..
-                    },
-                ) => a.params.limit == 100,
+                (OpKind::RateLimit, Command::RateLimit { args: Some(a), .. }) => {
+                    a.params.limit == 100
+                }
                 _ => false,
             };
             assert!(ok, "{kind:?}: {:?}", r.command);

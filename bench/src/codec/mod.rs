@@ -46,6 +46,17 @@ pub enum Workload {
     RedisSliding,
     /// Store keys 0..keys-1 once each (with `--ttl`), for memory and expiry measurements.
     Fill,
+    /// One rate-limit decision on each subject 0..keys-1 once, for memory measurements:
+    /// ratecached's `ratelimit` (`ml`, opcode 0x4c), on Redis the fixed-window script.
+    RlFill,
+}
+
+impl Workload {
+    /// True for the workloads that create each key once (`fill`, `rl-fill`): their reports
+    /// carry the RSS growth per item the server holds.
+    pub fn fills(self) -> bool {
+        matches!(self, Workload::Fill | Workload::RlFill)
+    }
 }
 
 /// Rate-limit algorithm of the `ratelimit` workload.
