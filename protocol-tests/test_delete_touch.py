@@ -100,3 +100,11 @@ def test_touch_noreply(conn):
 
 def test_touch_key_too_long(conn):
     assert conn.roundtrip(b"touch " + b"k" * 251 + b" 0\r\n") == b"CLIENT_ERROR bad command line format\r\n"
+
+
+def test_touch_marks_the_item_fetched(conn):
+    # Found by scripts/wire-fuzz.py: memcached's touch is a fetch (h1 after it).
+    conn.set(b"th", b"x")
+    assert conn.roundtrip(b"mg th h\r\n") == b"HD h0\r\n"
+    conn.set(b"th", b"x")
+    assert conn.roundtrip(b"touch th 0\r\nmg th h\r\n") == b"TOUCHED\r\nHD h1\r\n"

@@ -550,6 +550,20 @@ def test_mg_t_before_and_after_T(conn):
     assert_ttl(reply, 50)
 
 
+def test_mg_T_to_a_past_absolute_time_shows_memcached_clock(make_server):
+    # Found by scripts/wire-fuzz.py: an absolute exptime already past is stored as relative
+    # second 1, and t shows 1 - current_time, which starts at 62 (memcached sets its
+    # process_started 62 seconds back), wrapped to 32 bits.
+    conn = make_server().connect()
+    assert conn.roundtrip(ms(b"foo", b"hi")) == b"HD\r\n"
+    reply = conn.roundtrip(b"mg foo T2592001 t\r\n")
+    m = re.fullmatch(rb"HD t(\d+)\r\n", reply)
+    assert m, reply
+    # A fresh server: a few seconds of uptime at most.
+    assert 2**32 - 61 - 5 <= int(m.group(1)) <= 2**32 - 61, reply
+    assert conn.roundtrip(b"mg foo t\r\n") == b"EN\r\n"
+
+
 def test_mg_T_counts_as_touch_and_keeps_value(conn):
     assert conn.roundtrip(ms(b"foo", b"hi", b"T5")) == b"HD\r\n"
     reply = conn.roundtrip(b"mg foo T200 v t\r\n")

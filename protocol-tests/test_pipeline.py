@@ -113,3 +113,13 @@ def test_concurrent_connections_see_each_others_writes(connect, clients):
     expected = b"".join(value_reply(b"shared%d" % i, b"%d" % i) for i in range(clients)) + b"END\r\n"
     for c in conns:
         assert c.roundtrip(b"get " + keys + b"\r\n") == expected
+
+
+def test_a_long_line_split_across_reads_is_read_whole(conn):
+    # Found by scripts/wire-fuzz.py: memcached moves a partial line to the front of its
+    # buffer before reading on, so a 4,000-byte line that arrives in two parts, the first at
+    # the end of a full buffer, is answered ERROR rather than closing the connection.
+    conn.send(b"mn\r\n" * 3500 + b"x" * 1000)
+    assert conn.recv_exact(4 * 3500) == b"MN\r\n" * 3500
+    time.sleep(0.2)
+    assert conn.roundtrip(b"x" * 3000 + b"\r\nmn\r\n") == b"ERROR\r\nMN\r\n"

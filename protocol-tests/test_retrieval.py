@@ -95,6 +95,18 @@ def test_too_long_key_among_others_discards_whole_reply(conn, cmd, position):
     assert conn.roundtrip(b"get a\r\n") == value_reply(b"a", b"x") + b"END\r\n"
 
 
+@pytest.mark.parametrize("cmd", [b"get", b"gets", b"gat 2000", b"gats 2000"])
+def test_keys_before_a_too_long_key_are_fetched_and_touched(conn, cmd):
+    # Found by scripts/wire-fuzz.py: memcached fetches (and touches) the keys ahead of the bad
+    # one before it answers the error; the keys after it are left alone.
+    conn.set(b"a", b"x")
+    conn.set(b"b", b"y")
+    assert conn.roundtrip(cmd + b" a " + KEY251 + b" b\r\n") == BAD_FORMAT
+    touched = cmd.startswith(b"gat")
+    assert conn.roundtrip(b"mg a h t\r\n") == (b"HD h1 t2000\r\n" if touched else b"HD h1 t-1\r\n")
+    assert conn.roundtrip(b"mg b h t\r\n") == b"HD h0 t-1\r\n"
+
+
 @pytest.mark.parametrize("cmd", [b"get", b"gets", b"gat", b"gats"])
 def test_no_key_is_error(conn, cmd):
     assert conn.roundtrip(cmd + b"\r\n") == b"ERROR\r\n"

@@ -107,7 +107,7 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
 /// spec's ranges, refused ones with a known error string.
 pub fn check_request(req: &Request<'_>, limits: &DecodeLimits) {
     match req {
-        Request::Get { keys, .. } => {
+        Request::Get { keys, .. } | Request::GetBadKey { before: keys, .. } => {
             for k in keys.clone() {
                 assert!(!k.is_empty() && k.len() <= KEY_MAX_LENGTH, "get key {k:?}");
             }

@@ -154,6 +154,15 @@ pub enum Request<'a> {
         /// The keys.
         keys: text::Keys<'a>,
     },
+    /// get/gets/gat/gats with a key over 250 bytes: `before`, the keys ahead of it, are
+    /// fetched (and touched) without replies, as memcached does, then the line is answered
+    /// `CLIENT_ERROR bad command line format`.
+    GetBadKey {
+        /// New exptime (`gat`, `gats`).
+        touch: Option<i32>,
+        /// The keys before the first one over 250 bytes.
+        before: text::Keys<'a>,
+    },
     /// A storage command with its value (the decoder checked the `\r\n` after it).
     Store {
         /// Which command.

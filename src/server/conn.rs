@@ -285,6 +285,14 @@ impl<'a, T: Transport> Conn<'a, T> {
             if buf.capacity() == 0 {
                 *buf = take_buffer();
             }
+            // Like memcached, a short partial request moves to the front of its buffer first,
+            // so one read can bring the rest of a long line (a line over 2048 bytes is judged
+            // by what one read leaves, not by where the buffer happened to end). With at most
+            // a quarter of the buffer left to keep, the consumed part ahead of it is at least
+            // as long, so `reserve` copies it in place instead of allocating.
+            if buf.len() <= BUF_SIZE / 4 && buf.capacity() - buf.len() < 2048 {
+                buf.reserve(BUF_SIZE - buf.len());
+            }
             let want = self.input.need.saturating_sub(buf.len());
             if buf.capacity() - buf.len() < want.clamp(1024, HIGH_WATER) {
                 buf.reserve(want.max(BUF_SIZE));

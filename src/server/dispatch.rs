@@ -87,6 +87,15 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             *cursor = 0;
             write_reply(out, Reply::End);
         }
+        Request::GetBadKey { touch, before } => {
+            for key in before {
+                let hit = store.get(key, touch.map(i64::from), |_| ()).is_some();
+                if detail {
+                    ctx.stats.detail.record(key, delim, PrefixOp::Get(hit));
+                }
+            }
+            write_reply(out, Reply::ClientError("bad command line format"));
+        }
         Request::Store {
             kind,
             key,
@@ -292,7 +301,11 @@ pub fn decide_counted(
 }
 
 /// [`decide_counted`] for one limit, answering its decision alone.
-pub fn decide_one_counted(ctx: &Context, limit: &Limit<'_>, mode: Mode) -> Result<Decision, ApplyError> {
+pub fn decide_one_counted(
+    ctx: &Context,
+    limit: &Limit<'_>,
+    mode: Mode,
+) -> Result<Decision, ApplyError> {
     let r = apply_one(&ctx.limiter, &ctx.store, limit, mode);
     count(ctx, r.as_ref().map(|d| d.allowed));
     r

@@ -28,8 +28,10 @@ pub use smallvec;
 
 /// memcached's REALTIME_MAXDELTA: exptimes above this many seconds are absolute Unix times.
 pub const REALTIME_MAXDELTA: i64 = 60 * 60 * 24 * 30;
-/// Relative time at the clock's origin (memcached's `current_time` never starts at 0 or 1).
-const TIME_BASE: u32 = 2;
+/// Relative time at the clock's origin: memcached's `current_time` starts at 62 (its
+/// `process_started` is set `ITEM_UPDATE_INTERVAL` + 2 seconds back), which shows in the `t` of
+/// an item given an absolute exptime already past (`1 - current_time`).
+const TIME_BASE: u32 = 62;
 /// memcached bumps an item's access time at most once per this many seconds.
 const ITEM_UPDATE_INTERVAL: u32 = 60;
 /// Items evicted from other shards for one allocation before answering out of memory.
@@ -964,7 +966,13 @@ impl Store {
         match self.lookup(&mut shard, hash, key, now) {
             Lookup::Hit(slot) => {
                 shard.set_exptime(slot, rel);
-                shard.item_mut(slot).time = now;
+                let it = shard.item_mut(slot);
+                it.time = now;
+                // A touch is a fetch to memcached: it marks the item fetched (active if it was).
+                if it.fetched() {
+                    it.set_active(true);
+                }
+                it.set_fetched(true);
                 shard.bump(slot);
                 shard.stats.touch_hits += 1;
                 let class = shard.item(slot).class;

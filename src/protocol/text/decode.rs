@@ -14,8 +14,6 @@ use crate::protocol::{
 };
 use crate::store::smallvec::SmallVec;
 
-const BAD_FORMAT: Reply = Reply::ClientError("bad command line format");
-
 /// Decodes the request at the start of `buf`. Never panics, whatever the bytes.
 ///
 /// - A line without `\n` waits for more, up to 2048 bytes (a `get`/`gets` line up to
@@ -146,13 +144,18 @@ pub fn decode<'a>(buf: &'a [u8], limits: &DecodeLimits) -> Decode<Request<'a>> {
             ))
         }
         Request::Get { cas, touch, keys } => {
-            let req = if keys.clone().any(|k| k.len() > KEY_MAX_LENGTH) {
-                Request::Reply {
-                    reply: BAD_FORMAT,
-                    noreply: false,
+            let list = keys.rest();
+            let mut walk = keys.clone();
+            let req = loop {
+                let at = list.len() - walk.rest().len();
+                match walk.next() {
+                    None => break Request::Get { cas, touch, keys },
+                    Some(k) if k.len() > KEY_MAX_LENGTH => {
+                        let before = Keys::new(&list[..at]);
+                        break Request::GetBadKey { touch, before };
+                    }
+                    Some(_) => {}
                 }
-            } else {
-                Request::Get { cas, touch, keys }
             };
             Decode::Frame(Frame::new(req, body))
         }
@@ -361,15 +364,22 @@ mod tests {
     }
 
     #[test]
-    fn a_long_key_fails_the_whole_multiget() {
-        let line = format!("get a {} b\r\n", "k".repeat(251));
+    fn a_long_key_fails_the_multiget_after_the_keys_before_it() {
+        let line = format!("gat 9 a  c {} b\r\n", "k".repeat(251));
         let f = frame(line.as_bytes());
-        assert_eq!(
-            f.req,
-            Request::Reply {
-                reply: BAD_FORMAT,
-                noreply: false
-            }
-        );
+        let Request::GetBadKey { touch, before } = f.req else {
+            panic!("{:?}", f.req)
+        };
+        assert_eq!(touch, Some(9));
+        assert_eq!(before.collect::<Vec<_>>(), vec![&b"a"[..], b"c"]);
+        let line = format!("get {}\r\n", "k".repeat(251));
+        let Request::GetBadKey {
+            touch: None,
+            before,
+        } = frame(line.as_bytes()).req
+        else {
+            panic!()
+        };
+        assert_eq!(before.count(), 0);
     }
 }
