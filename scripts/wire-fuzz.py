@@ -7,8 +7,8 @@ to each server in the same chunks, and the replies are compared after normalizin
 uniques, times and stats values. A difference is either explained by a documented one
 (wirefuzz_check.EXPLAINED) or reported, minimized, and makes the exit status 1.
 
-    scripts/wire-fuzz.py --cases 300                 # a short pass (about 20 s)
-    scripts/wire-fuzz.py --cases 20000 --save target/wire-fuzz
+    scripts/wire-fuzz.py --cases 300                 # a short pass (about 10 s)
+    scripts/wire-fuzz.py --cases 25000 --save target/wire-fuzz
     scripts/wire-fuzz.py --replay target/wire-fuzz/diff-1.json
     scripts/wire-fuzz.py --ports 11211,11311 ...     # servers already running
 """
@@ -38,9 +38,10 @@ from wirefuzz_io import Exchange, sentinel  # noqa: E402
 from wirefuzz_min import minimize, signature  # noqa: E402
 
 NAMES = ("memcached", "ratecached")
-PAUSE = 0.01  # between chunks, so both servers read the same segments (a loaded machine needs ms)
+PAUSE = 0.01  # between chunks, so both servers read them apart (even on a loaded machine)
 QUIET = 0.15  # no byte for this long ends a case that has no sentinel reply
 QUIET_RECHECK = 1.0  # before a difference involving 'quiet' is believed
+HISTORY = 150  # cases between two flushes of both stores
 # After each case: every key of the pool on both servers (no value: a value in flight holds
 # a reference to its item, and memcached then stores an incr/decr result unpadded).
 AUDIT = b"".join(b"mg %s s f t c k\r\n" % k for k in POOL + [LONG_OK]) + b"mn\r\n"
@@ -113,6 +114,8 @@ class Runner:
                     ex.send([[filler], [filler]], [tail, tail], [expect, expect], 0)
                     full = self._read(ex, binary)
                     held = same(*full)
+                    if not held:
+                        outs = full  # the whole exchange shows the real difference
         finally:
             ex.close()
         ctx = Ctx(whole[0] + tails[0], binary, outs[0], outs[1], held)
@@ -125,8 +128,8 @@ class Runner:
         return ctx, True
 
     def audit(self):
-        """None when both stores hold the same keys of the pool (value, flags, TTL, cas
-        ordinal), else a Ctx whose outcomes are both servers' views."""
+        """None when both stores hold the same keys of the pool (size, flags, TTL, cas
+        ordinal), else a Ctx whose outcomes are both servers' views, values included."""
         ex = Exchange(self.pair.ports)
         try:
             ex.send([[AUDIT], [AUDIT]], [b"", b""], [b"MN\r\n", b"MN\r\n"], 0)
@@ -251,7 +254,13 @@ def fuzz(args) -> int:
                 print(f"[{i + 1}] {case.desc}: {'same' if ok else 'DIFF'} ({ctx.mc.end})")
             dead = pair.dead()
             if ok and not dead:
-                history = (history + [case])[-200:]
+                history.append(case)
+                if len(history) == HISTORY:
+                    # Start both from empty now and then: a reproduction replays at most
+                    # the cases since the last flush.
+                    pair.flush()
+                    runner.reset()
+                    history = []
                 continue
             e = None if dead else explain(ctx)
             if e is not None:
@@ -321,6 +330,7 @@ def parse_args(argv=None):
     ap.add_argument("--ports", help="MEMCACHED_PORT,RATECACHED_PORT of running servers")
     ap.add_argument("--max-reports", type=int, default=10, help="distinct differences to minimize")
     ap.add_argument("--no-minimize", action="store_true", help="report differences as found")
+    ap.add_argument("--self-test", action="store_true", help="check the script's own parts, no servers")
     args = ap.parse_args(argv)
     if args.ports:
         args.ports = [int(p) for p in args.ports.split(",")]
@@ -331,6 +341,10 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.self_test:
+        import wirefuzz_selftest
+
+        return wirefuzz_selftest.main()
     if args.replay:
         return replay(Path(args.replay), args.ports)
     return fuzz(args)

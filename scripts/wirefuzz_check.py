@@ -3,7 +3,7 @@ between two correct servers, and the table of explained (documented) differences
 
 Cas uniques are replaced by per-server ordinals (first seen = 1, 2, ...); times (`t`, `l`
 meta flags, `me`'s `exp=` and `la=`) are compared within a tolerance; `stats` values are
-masked (names are compared).
+masked (names are compared) and ratecached's rate-limit counters left out.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ import re
 import struct
 from typing import Callable, NamedTuple
 
-from wirefuzz_frame import MAX_ITEM, declares_too_large, strict_b64_invalid, walk_binary, walk_text
+from wirefuzz_frame import (
+    COMPLETION_MAX,
+    declares_too_large,
+    lines,
+    strict_b64_invalid,
+    walk_binary,
+    walk_text,
+)
 
 HEADER = struct.Struct(">BBHBBHIIQ")
 MULTIGET_MAX = 8 << 20
@@ -23,6 +30,8 @@ TIME_SLACK = 2
 META_REPLIES = {b"VA", b"HD", b"NF", b"NS", b"EX", b"EN"}
 KEYED_BINARY = {0x0C, 0x0D, 0x23, 0x24}  # getk, getkq, gatk, gatkq
 STAT_OP = 0x10
+# ratecached's rate-limit counters in `stats` (docs/ratelimit.md): left out of comparisons.
+RL_KEY = re.compile(rb"(?:cmd_ratelimit|ratelimit_[a-z_]+)")
 
 
 class Outcome(NamedTuple):
@@ -84,6 +93,8 @@ class Normalizer:
                         times.append(int(val))
                         toks[i] = name + b"=~"
             elif toks[0] == b"STAT" and len(toks) >= 3:
+                if RL_KEY.fullmatch(toks[1]):
+                    continue  # ratecached's own counters (docs/ratelimit.md)
                 toks = toks[:2] + [b"*"]
             out.append(b" ".join(toks) + (b"\r\n" if line.endswith(b"\r\n") else b"\n"))
             if block >= 0:
@@ -127,6 +138,9 @@ class Normalizer:
                 if f[1] in KEYED_BINARY and f[5] == 0:
                     self.last_cas[key] = f[8]
                 f[8] = self.ordinal(f[8])
+            if f[1] == STAT_OP and RL_KEY.fullmatch(key):
+                pos = end
+                continue  # ratecached's own counters (docs/ratelimit.md)
             if f[1] == STAT_OP and value:
                 value = b"*"
                 f[6] = len(extras) + len(key) + 1
@@ -164,8 +178,6 @@ class Ctx(NamedTuple):
 
 BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
 TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
-RL_STAT = re.compile(rb"STAT (?:cmd_ratelimit|ratelimit_[a-z_]+) \*\r\n")
-RL_KEY = re.compile(rb"(?:cmd_ratelimit|ratelimit_[a-z_]+)")
 REPLY_LINE = re.compile(
     rb"(?:ERROR|CLIENT_ERROR .*|SERVER_ERROR .*|STORED|NOT_STORED|EXISTS|NOT_FOUND|END|OK|DELETED|"
     rb"TOUCHED|VERSION .*|VALUE .*|STAT .*|RESET|\d+|(?:VA|HD|EN|NF|NS|EX|MN|ME)(?: .*)?)\r\n"
@@ -181,28 +193,46 @@ def _extra(c: Ctx) -> bytes:
 
 def _too_large_at_once(c: Ctx) -> bool:
     """A refused value: memcached answers once it has swallowed the value, ratecached at
-    once; with a value too long to send in full, only ratecached has answered."""
-    if c.held:
-        return not c.binary and declares_too_large(c.sent)
-    if c.mc.end != "quiet" or c.rc.end != "quiet":
+    once (after the replies memcached holds meanwhile)."""
+    if not (c.held or _held_too_long(c)):
         return False
-    extra = _extra(c)
     if not c.binary:
-        return extra == TOO_LARGE and declares_too_large(c.sent)
-    w = walk_binary(c.sent)
-    f = HEADER.unpack_from(extra) if len(extra) >= 24 else None
-    return (
-        w.state == "incomplete"
-        and w.missing > MAX_ITEM
-        and f is not None
-        and len(extra) == 24 + f[6]
-        and (f[1], f[7]) == w.frames[-1]
-        and f[5] == 0x03  # Too large.
-    )
+        return declares_too_large(c.sent)
+    packets = _packets(_extra(c)) or [(None, None)]
+    return packets[-1] == (walk_binary(c.sent).frames[-1], 0x03)  # Too large.
+
+
+def _held_too_long(c: Ctx) -> bool:
+    """memcached waits for more of a request than the script sends to complete it (a value
+    or a discard of hundreds of MiB), holding replies that ratecached sent: the replies
+    ratecached sent beyond memcached's answer requests of the case, in order."""
+    extra = _extra(c)
+    if c.mc.end != "quiet" or c.rc.end != "quiet" or not extra:
+        return False
+    if not c.binary:
+        w = walk_text(c.sent)
+        ok = all(REPLY_LINE.fullmatch(line + b"\r\n") for line in extra.split(b"\r\n")[:-1])
+    else:
+        w = walk_binary(c.sent)
+        packets = _packets(extra)
+        ok = packets is not None and _in_order([p for p, _ in packets], list(w.frames))
+    return ok and w.state == "incomplete" and w.missing > COMPLETION_MAX
+
+
+def _packets(data: bytes):
+    """[((opcode, opaque), status)] of whole response packets, or None."""
+    out = []
+    while len(data) >= 24 and data[0] == 0x81:
+        f = HEADER.unpack_from(data)
+        if len(data) < 24 + f[6]:
+            return None
+        out.append(((f[1], f[7]), f[5]))
+        data = data[24 + f[6] :]
+    return out if out and not data else None
 
 
 def _not_held(c: Ctx) -> bool:
-    return c.held
+    return c.held or _held_too_long(c)
 
 
 def _dropped_at_close(c: Ctx) -> bool:
@@ -213,12 +243,8 @@ def _dropped_at_close(c: Ctx) -> bool:
         w = walk_binary(c.sent)
         if not (w.state == "bad_magic" and c.mc.end == "closed" or w.state == "oversize"):
             return False
-        packets, rest = [], extra
-        while len(rest) >= 24 and rest[0] == 0x81:
-            f = HEADER.unpack_from(rest)
-            packets.append((f[1], f[7]))
-            rest = rest[24 + f[6] :]
-        return not rest and _in_order(packets, list(w.frames))
+        packets = _packets(extra)
+        return packets is not None and _in_order([p for p, _ in packets], list(w.frames))
     lines = extra.split(b"\r\n")
     return c.mc.end == "closed" and walk_text(c.sent).state == "close" and all(
         REPLY_LINE.fullmatch(line + b"\r\n") for line in lines[:-1]
@@ -252,7 +278,7 @@ def _get_error_wipes_previous(c: Ctx) -> bool:
         return False
     long_get = any(
         toks[0] in (b"get", b"gets", b"gat", b"gats") and any(len(t) > 250 for t in toks[1:])
-        for toks in (line.rstrip(b"\r").split(b" ") for line in c.sent.split(b"\n"))
+        for toks in lines(c.sent)
     )
     if not long_get:
         return False
@@ -292,23 +318,8 @@ def _base64_strict(c: Ctx) -> bool:
     return not c.binary and strict_b64_invalid(c.sent) and c.rc.raw.count(err) > c.mc.raw.count(err)
 
 
-def _without_rl_stats(norm: bytes) -> bytes:
-    out, pos = [], 0
-    while len(norm) - pos >= 24 and norm[pos] == 0x81:
-        f = HEADER.unpack_from(norm, pos)
-        end = pos + 24 + f[6]
-        key = norm[pos + 24 + f[3] : pos + 24 + f[3] + f[2]]
-        if not (f[1] == STAT_OP and RL_KEY.fullmatch(key)):
-            out.append(norm[pos:end])
-        pos = end
-    return b"".join(out) + norm[pos:]
-
-
-def _ratelimit_extension(c: Ctx) -> bool:
-    if c.binary and {0x4C, 0x4D} & {op for op, _ in walk_binary(c.sent).frames}:
-        return True
-    norm = _without_rl_stats(c.rc.norm) if c.binary else RL_STAT.sub(b"", c.rc.norm)
-    return norm != c.rc.norm and same(c.mc, c.rc._replace(norm=norm))
+def _ratelimit_opcodes(c: Ctx) -> bool:
+    return c.binary and bool({0x4C, 0x4D} & {op for op, _ in walk_binary(c.sent).frames})
 
 
 PADDED = re.compile(rb"(\d+) +")
@@ -401,9 +412,9 @@ EXPLAINED = [
     Explanation("multi-get line over 8 MiB closes", f"{DOC} (multi-get line length)", _multiget_line),
     Explanation("base64 keys decoded strictly", f"{DOC} (base64 keys)", _base64_strict),
     Explanation(
-        "rate-limit extension (stats fields, opcodes 0x4c/0x4d)",
-        "docs/ratelimit.md (stats; binary form)",
-        _ratelimit_extension,
+        "rate-limit opcodes 0x4c/0x4d",
+        "docs/ratelimit.md (binary form)",
+        _ratelimit_opcodes,
     ),
 ]
 

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 HEADER = struct.Struct(">BBHBBHIIQ")
 MAX_ITEM = 1 << 20
+# The most bytes the script sends to complete a request memcached is still reading.
+COMPLETION_MAX = 24 * MAX_ITEM
 
 # Binary opcodes memcached 1.6.18 answers `Unknown command` (without -S): it reads their
 # extras and key, then discards `bodylen` more bytes.
@@ -121,11 +123,25 @@ def c_strtoul(tok: bytes):
     return v % 2**32
 
 
+def tokens(line: bytes) -> list:
+    """A command line as memcached's tokenize_command sees it: cut at a NUL (strlen) and at
+    a final '\r', split on spaces, empty tokens skipped."""
+    line = line.split(b"\0", 1)[0]
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    return [t for t in line.split(b" ") if t] or [b""]
+
+
+def lines(sent: bytes):
+    """The tokens of every line of a text stream (values included, as if they were lines)."""
+    return (tokens(line) for line in sent.split(b"\n"))
+
+
 def _value_len(toks: list):
     """The value length a storage line makes memcached read (or swallow), else None
     (process_update_command, process_mset_command)."""
     at = STORAGE_AT.get(toks[0])
-    if at is None or len(toks) <= at or b"" in toks or len(toks[1]) > 250:
+    if at is None or len(toks) <= at or len(toks[1]) > 250:
         return None  # memcached checks the key length before anything else
     if toks[0] == b"ms":
         vlen = c_strtol(toks[2]) if len(toks) < 20 else None
@@ -146,7 +162,7 @@ def walk_text(sent: bytes) -> Walk:
             if len(sent) - pos > LINE_MAX:
                 return Walk("close", 0, ())
             return Walk("incomplete", 2, ())
-        toks = sent[pos:nl].rstrip(b"\r").split(b" ")
+        toks = tokens(sent[pos:nl])
         if nl - pos > LINE_MAX and toks[0] not in (b"get", b"gets"):
             # memcached closes when a read leaves over 2048 bytes without a newline.
             return Walk("close", 0, ())
@@ -167,7 +183,7 @@ def completion(binary: bool, sent: bytes) -> bytes:
     filler = b""
     for _ in range(4):
         w = (walk_binary if binary else walk_text)(sent + filler)
-        if w.state != "incomplete" or w.missing > 24 * MAX_ITEM:
+        if w.state != "incomplete" or w.missing > COMPLETION_MAX:
             break
         if binary:
             filler += bytes(w.missing)
@@ -177,12 +193,11 @@ def completion(binary: bool, sent: bytes) -> bytes:
 
 
 def declares_too_large(sent: bytes) -> bool:
-    lines = (line.rstrip(b"\r").split(b" ") for line in sent.split(b"\n"))
-    return any((_value_len(toks) or 0) > MAX_ITEM for toks in lines)
+    return any((_value_len(toks) or 0) > MAX_ITEM for toks in lines(sent))
 
 
 def strict_b64_invalid(sent: bytes) -> bool:
-    for toks in (line.rstrip(b"\r").split(b" ") for line in sent.split(b"\n")):
+    for toks in lines(sent):
         if toks[0] in (b"mg", b"ms", b"md", b"ma", b"me") and len(toks) > 1 and b"b" in toks[2:]:
             try:
                 base64.b64decode(toks[1], validate=True)

@@ -142,12 +142,13 @@ POOL = [b"k%d" % i for i in range(8)] + [b"n0", b"n1", b"n2", b"a"]
 LONG_OK = b"L" * 250
 LONG_BAD = b"L" * 251
 ODD_KEYS = [b"k\x01", b"\xc3\xa9t\xc3\xa9", b"k\x7f", b"k\xff", b"-", b"0", b"key\x00x"]
-# Expiry times that cannot expire during a run, plus ones already expired.
+# Expiry times that cannot expire during a run, and ones already expired (-1, 2592001: an
+# absolute time in 1970, 4102444800: past 2^31, which memcached truncates to a negative).
 TTLS = [b"0", b"0", b"0", b"100000", b"2500000", b"-1", b"2592001", b"4102444800"]
-# memcached 1.6.18 parses a stored number of 2^63 or more with strtoull and then looks for a
-# '-' with strchr from the value's start: past the value, through the item's memory, until a
-# NUL. Whether incr/decr then answers "non-numeric" depends on stale memory, so the grammar
-# never stores such numbers (values, increments and initial values stay below 2^63).
+# Numbers: memcached 1.6.18 parses a stored number of 2^63 or more with strtoull and then
+# looks for a '-' with strchr from the value's start: past the value, through the item's
+# memory, until a NUL. Whether incr/decr then answers "non-numeric" depends on stale memory,
+# so the grammar never stores such numbers (values, increments, initial values < 2^63).
 BAD_NUMS = [b"abc", b"", b"1x", b"4294967296", b"-4294967297", b"99999999999999999999", b"+5", b"0x10", b" "]
 
 
@@ -170,8 +171,7 @@ class Gen:
     def value(self) -> bytes:
         rng, r = self.rng, self.rng.random()
         if r < 0.30:
-            # No numbers in [2^63, 2^64): memcached's incr/decr then scans the memory after
-            # the value for a '-' and answers at random (see BAD_NUMS below).
+            # No numbers in [2^63, 2^64): see "Numbers" above.
             return rng.choice([b"0", b"1", b"42", b"4294967296", b"9223372036854775", b"007",
                                b" 12", b"12abc", b"-3", b"99999999999999999999"])
         if r < 0.60:
@@ -190,7 +190,7 @@ class Gen:
 
     def num(self, small: bool = False, decr: bool = False) -> bytes:
         """A flags value (`small`) or an arithmetic delta; only a decrement gets deltas of
-        2^63 and more, so no stored number reaches 2^63 (see BAD_NUMS)."""
+        2^63 and more, so no stored number reaches 2^63 (see "Numbers")."""
         r = self.rng.random()
         if r < 0.75:
             return b"%d" % self.rng.choice([0, 1, 2, 5, 100, 65535, 2**32 - 1] if small else

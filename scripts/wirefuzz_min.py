@@ -81,13 +81,16 @@ def minimize(make_pair, runner_cls, history: list, case: Case, sig: tuple,
                     break
         if hist is None:
             return None
-        i = 0
-        while i < len(hist):  # drop earlier cases that do not matter
-            got = check(hist[:i] + hist[i + 1 :], case)
-            if got is not None:
-                hist, ctx = hist[:i] + hist[i + 1 :], got
-            else:
-                i += 1
+        size = max(1, len(hist) // 2)
+        while size >= 1 and hist and not spent():  # drop runs of earlier cases, halving
+            i = 0
+            while i < len(hist) and not spent():
+                got = check(hist[:i] + hist[i + size :], case)
+                if got is not None:
+                    hist, ctx = hist[:i] + hist[i + size :], got
+                else:
+                    i += size
+            size //= 2
         for s in list(case.splits):  # drop split points
             c = Case(case.pieces, [x for x in case.splits if x != s], case.desc)
             got = check(hist, c)
