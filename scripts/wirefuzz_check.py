@@ -346,7 +346,8 @@ def unpad(norm: bytes, binary: bool) -> bytes:
         if nl < 0:
             break
         toks = norm[pos:nl].split(b" ")
-        at = 3 if toks[0] == b"VALUE" and len(toks) >= 4 else 1 if toks[0] == b"VA" and len(toks) >= 2 else 0
+        at = 3 if toks[0] == b"VALUE" and len(toks) >= 4 else 0
+        at = 1 if toks[0] == b"VA" and len(toks) >= 2 else at
         if not at or not toks[at].isdigit():
             out.append(norm[pos : nl + 1])
             pos = nl + 1
@@ -357,7 +358,10 @@ def unpad(norm: bytes, binary: bool) -> bytes:
         if m:
             block = m.group(1)
             size = b"%d" % len(block)
-            toks = [size if i == at else b"s" + size if t == b"s%d" % n and i > at else t for i, t in enumerate(toks)]
+            toks = [
+                size if i == at else b"s" + size if t == b"s%d" % n and i > at else t
+                for i, t in enumerate(toks)
+            ]
         out.append(b" ".join(toks) + b"\n" + block)
         pos = nl + 1 + n
     return b"".join(out) + norm[pos:]
@@ -383,7 +387,9 @@ class Explanation(NamedTuple):
 
 DOC = "docs/protocol-differences.md"
 EXPLAINED = [
-    Explanation("too-large value refused at once", f"{DOC} (an error for a value over -I)", _too_large_at_once),
+    Explanation(
+        "too-large value refused at once", f"{DOC} (an error for a value over -I)", _too_large_at_once
+    ),
     Explanation(
         "replies not held while a value arrives or bytes are discarded",
         f"{DOC} (replies of complete requests)",

@@ -120,7 +120,10 @@ def mutate(rng: random.Random, pieces: list) -> tuple:
         new = bytes([lit[pos] ^ (1 << rng.randrange(8))]) if rng.random() < 0.5 else rng.choice(ODD)[:1]
         return edit(pieces, pos, 1, new), f"flip@{pos}"
     if kind == "insert":
-        ins = rng.choice(ODD) if rng.random() < 0.7 else bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        if rng.random() < 0.7:
+            ins = rng.choice(ODD)
+        else:
+            ins = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
         return edit(pieces, pos, 0, ins), f"insert@{pos}"
     if kind == "delete":
         return edit(pieces, pos, rng.randint(1, 8), b""), f"delete@{pos}"
@@ -283,7 +286,8 @@ class Gen:
             n = rng.choice([2040, 2047, 2048, 2049, 4096, 9000])
             line = rng.choice([b"get ", b"set ", b"xx ", b"mg "]) + b"k" * n
             return [line + (b"\r\n" if rng.random() < 0.7 else b"")]
-        words = [rng.choice([b"get", b"k0", b"0", b"noreply", b"\x00", b"mg", b"v", b"T1"]) for _ in range(rng.randint(1, 8))]
+        vocabulary = [b"get", b"k0", b"0", b"noreply", b"\x00", b"mg", b"v", b"T1"]
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(1, 8))]
         return [b" ".join(words) + b"\r\n"]
 
     # -- meta ---------------------------------------------------------------------------
@@ -369,7 +373,8 @@ class Gen:
         key = self.key() if "k" in shape else b""
         extras, value = b"", b""
         if "f" in shape:
-            extras = struct.pack(">II", rng.choice([0, 1, 2**32 - 1]), rng.choice([0, 0, 100000, 2**32 - 1]))
+            flags, exptime = rng.choice([0, 1, 2**32 - 1]), rng.choice([0, 0, 100000, 2**32 - 1])
+            extras = struct.pack(">II", flags, exptime)
         if "a" in shape:
             big = [2**64 - 1] if op in (0x06, 0x16) else []
             extras = struct.pack(">QQI", rng.choice([0, 1, 5] + big), rng.choice([0, 7, 2**62]),
@@ -399,9 +404,12 @@ class Gen:
             cas = self.cas_piece(key or rng.choice(POOL), True)
         body = extras + key + value
         keylen, extlen, bodylen = len(key), len(extras), len(body)
-        dtype, vb = (rng.choice([1, 0x80]) if rng.random() < 0.02 else 0), (7 if rng.random() < 0.02 else 0)
+        dtype = rng.choice([1, 0x80]) if rng.random() < 0.02 else 0
+        vb = 7 if rng.random() < 0.02 else 0
         if rng.random() < 0.03:
-            keylen, bodylen = rng.choice([(keylen + 5, bodylen), (keylen, max(0, bodylen - 3)), (keylen, bodylen + 4)])
+            keylen, bodylen = rng.choice(
+                [(keylen + 5, bodylen), (keylen, max(0, bodylen - 3)), (keylen, bodylen + 4)]
+            )
         opaque = rng.randrange(2**32) if rng.random() < 0.7 else 0
         head = HEADER.pack(0x80, op, keylen & 0xFFFF, extlen, dtype, vb, bodylen, opaque, 0)
         return [head[:16], cas, body]
@@ -421,5 +429,6 @@ class Gen:
                 pieces, what = mutate(rng, pieces)
                 descs.append(what)
         total = literal_len(pieces)
-        splits = sorted(rng.randrange(1, total) for _ in range(rng.choice([0, 0, 1, 2, 3]))) if total > 1 else []
+        cuts = rng.choice([0, 0, 1, 2, 3]) if total > 1 else 0
+        splits = sorted(rng.randrange(1, total) for _ in range(cuts))
         return Case(pieces, splits, " ".join(descs))
