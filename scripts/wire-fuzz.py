@@ -269,8 +269,6 @@ def fuzz(args) -> int:
                     print(describe(ctx, f"  explained: {e.name}"))
             else:
                 sig = ("server died: " + ",".join(dead),) if dead else signature(ctx)
-                if ctx.diverged:
-                    sig = ("stores diverged",) + sig
                 signatures[sig] += 1
                 print(f"\n=== unexplained difference at case {i + 1} ({case.desc}) ===")
                 print(describe(ctx))

@@ -367,14 +367,25 @@ def unpad(norm: bytes, binary: bool) -> bytes:
     return b"".join(out) + norm[pos:]
 
 
+def _replaced(norm: bytes, memcached: bool) -> bytes:
+    """`norm` as if its items had been replaced by a fresh copy: numbers unpadded, `fetch=`
+    and the `h` flag masked (on memcached's side only where they read "not fetched")."""
+    seen = (b"no", b"yes") if not memcached else (b"no",)
+    for word in seen:
+        norm = norm.replace(b" fetch=" + word, b" fetch=?")
+    flags = rb" h0(?= |\r)" if memcached else rb" h[01](?= |\r)"
+    return re.sub(flags, b" h?", norm)
+
+
 def _incr_padding(c: Ctx) -> bool:
-    """memcached writes an incr/decr result over the old value, padded with spaces, only
-    while no other thread holds the item (its LRU maintainer and crawler do, briefly);
-    else it stores the bare number. Only memcached's side may be the shorter."""
+    """memcached writes an incr/decr result over the old value (padded with spaces, flags
+    kept) only while no one else holds the item: a reply not yet written, its LRU
+    maintainer or crawler; else it stores a fresh item (the bare number, not fetched)."""
     if not re.search(rb"(?:^|\n)(?:incr|decr|ma) |\x80[\x05\x06\x15\x16]", c.sent):
         return False
-    mc, rc = unpad(c.mc.norm, c.binary), unpad(c.rc.norm, c.binary)
-    return len(c.mc.norm) < len(c.rc.norm) and same(c.mc._replace(norm=mc), c.rc._replace(norm=rc))
+    mc = _replaced(unpad(c.mc.norm, c.binary), True)
+    rc = _replaced(unpad(c.rc.norm, c.binary), False)
+    return c.mc.norm != c.rc.norm and same(c.mc._replace(norm=mc), c.rc._replace(norm=rc))
 
 
 class Explanation(NamedTuple):
@@ -411,7 +422,7 @@ EXPLAINED = [
         _value_length_overflow,
     ),
     Explanation(
-        "incr/decr result padded in place (memcached: unless the item is in use)",
+        "incr/decr result written in place (memcached: unless the item is in use)",
         f"{DOC} (memcached defects not reproduced)",
         _incr_padding,
     ),

@@ -28,6 +28,8 @@ def _packets(data: bytes) -> list:
 def signature(ctx: Ctx) -> tuple:
     """What kind of difference this is: the first differing reply unit (line, or binary
     packet opcode and status) of each server, digits masked, and how each case ended."""
+    if ctx.diverged:
+        return ("stores diverged",) + signature(ctx._replace(diverged=False))
     if ctx.binary:
         a, b = _packets(ctx.mc.norm), _packets(ctx.rc.norm)
     else:
