@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 import struct
+import time
 from typing import Callable, NamedTuple
 
 from wirefuzz_frame import (
@@ -367,12 +368,24 @@ def unpad(norm: bytes, binary: bool) -> bytes:
     return b"".join(out) + norm[pos:]
 
 
+B64_KEY = re.compile(rb" k(\S+) b(?=\r\n)")
+
+
+def _b64(key: bytes) -> bytes:
+    try:
+        return base64.b64decode(key, validate=True)
+    except binascii.Error:
+        return key
+
+
 def _replaced(norm: bytes, memcached: bool) -> bytes:
     """`norm` as if its items had been replaced by a fresh copy: numbers unpadded, `fetch=`
     and the `h` flag masked (on memcached's side only where they read "not fetched")."""
     seen = (b"no", b"yes") if not memcached else (b"no",)
     for word in seen:
         norm = norm.replace(b" fetch=" + word, b" fetch=?")
+    # A key stored in base64 (`b`) is shown in base64; the fresh copy forgets that.
+    norm = B64_KEY.sub(lambda m: b" k" + _b64(m.group(1)), norm)
     flags = rb" h0(?= |\r)" if memcached else rb" h[01](?= |\r)"
     return re.sub(flags, b" h?", norm)
 
@@ -386,6 +399,49 @@ def _incr_padding(c: Ctx) -> bool:
     mc = _replaced(unpad(c.mc.norm, c.binary), True)
     rc = _replaced(unpad(c.rc.norm, c.binary), False)
     return c.mc.norm != c.rc.norm and same(c.mc._replace(norm=mc), c.rc._replace(norm=rc))
+
+
+def _past_flush(sent: bytes, binary: bool) -> bool:
+    """A flush whose time is an absolute time already past (over 30 days, before now)."""
+    past = lambda t: 2592000 < t < time.time()  # noqa: E731
+    if not binary:
+        return any(
+            toks[0] == b"flush_all" and len(toks) > 1 and toks[1].isdigit() and past(int(toks[1]))
+            for toks in lines(sent)
+        )
+    pos = 0
+    while len(sent) - pos >= 28 and sent[pos] == 0x80:
+        f = HEADER.unpack_from(sent, pos)
+        if f[1] in (0x08, 0x18) and f[3] == 4 and past(struct.unpack_from(">I", sent, pos + 24)[0]):
+            return True
+        pos += 24 + f[6]
+    return False
+
+
+def _audit_items(norm: bytes) -> dict:
+    """key -> its audit reply (header line and value), or None for `EN`."""
+    items, pos = {}, 0
+    while pos < len(norm):
+        nl = norm.find(b"\n", pos)
+        if nl < 0:
+            break
+        line = norm[pos : nl + 1]
+        toks = line.rstrip(b"\r\n").split(b" ")
+        key = next((t[1:] for t in toks[1:] if t[:1] == b"k"), b"")
+        n = int(toks[1]) + 2 if toks[0] == b"VA" and toks[1].isdigit() else 0
+        items[key] = None if toks[0] == b"EN" else norm[pos : nl + 1 + n]
+        pos = nl + 1 + n
+    return items
+
+
+def _flush_resurrects(c: Ctx) -> bool:
+    """memcached flushes lazily (items older than a mark are ignored); a flush_all whose
+    time is already past sets the mark to 0, which brings back what an earlier flush_all
+    hid, while ratecached dropped those items: only memcached may have extra items."""
+    if not (c.diverged and _past_flush(c.sent, c.binary)):
+        return False
+    mc, rc = _audit_items(c.mc.norm), _audit_items(c.rc.norm)
+    return mc.keys() == rc.keys() and all(rc[k] in (mc[k], None) for k in mc)
 
 
 class Explanation(NamedTuple):
@@ -426,6 +482,11 @@ EXPLAINED = [
         f"{DOC} (memcached defects not reproduced)",
         _incr_padding,
     ),
+    Explanation(
+        "flush_all to a past time brings back flushed items (memcached)",
+        f"{DOC} (memcached defects not reproduced)",
+        _flush_resurrects,
+    ),
     Explanation("multi-get line over 8 MiB closes", f"{DOC} (multi-get line length)", _multiget_line),
     Explanation("base64 keys decoded strictly", f"{DOC} (base64 keys)", _base64_strict),
     Explanation(
@@ -439,7 +500,8 @@ EXPLAINED = [
 def explain(c: Ctx):
     """The first explanation that covers a difference, or None."""
     if c.diverged:
-        return next((e for e in EXPLAINED if e.applies is _incr_padding and e.applies(c)), None)
+        audits = (_incr_padding, _flush_resurrects)
+        return next((e for e in EXPLAINED if e.applies in audits and e.applies(c)), None)
     for e in EXPLAINED:
         if e.applies(c):
             return e

@@ -105,19 +105,25 @@ def walk_binary(sent: bytes) -> Walk:
     return Walk("complete", 0, tuple(frames))
 
 
+# strtol's number: leading white space, a sign, digits, then the end or white space.
+C_NUMBER = re.compile(rb"[ \t\n\v\f\r]*([+-]?\d+)(?:[ \t\n\v\f\r].*)?", re.S)
+
+
 def c_strtol(tok: bytes):
     """memcached's safe_strtol: a C long, then truncated to 32 bits (no range check)."""
-    if re.fullmatch(rb"[+-]?\d+", tok) is None or not -(2**63) <= int(tok) < 2**63:
+    m = C_NUMBER.fullmatch(tok)
+    if m is None or not -(2**63) <= int(m.group(1)) < 2**63:
         return None
-    return (int(tok) + 2**31) % 2**32 - 2**31
+    return (int(m.group(1)) + 2**31) % 2**32 - 2**31
 
 
 def c_strtoul(tok: bytes):
     """memcached's safe_strtoul: a C unsigned long (a '-' only for small magnitudes),
     truncated to 32 bits."""
-    if re.fullmatch(rb"[+-]?\d+", tok) is None or abs(int(tok)) >= 2**64:
+    m = C_NUMBER.fullmatch(tok)
+    if m is None or abs(int(m.group(1))) >= 2**64:
         return None
-    v = int(tok) % 2**64
+    v = int(m.group(1)) % 2**64
     if v >= 2**63 and b"-" in tok:
         return None
     return v % 2**32

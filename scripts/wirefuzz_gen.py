@@ -286,7 +286,7 @@ class Gen:
             n = rng.choice([2040, 2047, 2048, 2049, 4096, 9000])
             line = rng.choice([b"get ", b"set ", b"xx ", b"mg "]) + b"k" * n
             return [line + (b"\r\n" if rng.random() < 0.7 else b"")]
-        vocabulary = [b"get", b"k0", b"0", b"noreply", b"\x00", b"mg", b"v", b"T1"]
+        vocabulary = [b"get", b"k0", b"0", b"noreply", b"\x00", b"mg", b"v", b"T0"]
         words = [rng.choice(vocabulary) for _ in range(rng.randint(1, 8))]
         return [b" ".join(words) + b"\r\n"]
 
