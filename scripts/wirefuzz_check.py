@@ -438,10 +438,38 @@ def _flush_resurrects(c: Ctx) -> bool:
     """memcached flushes lazily (items older than a mark are ignored); a flush_all whose
     time is already past sets the mark to 0, which brings back what an earlier flush_all
     hid, while ratecached dropped those items: only memcached may have extra items."""
-    if not (c.diverged and _past_flush(c.sent, c.binary)):
+    if not (c.diverged and _past_flush(c.sent, c.sent[:1] == b"\x80")):
         return False
     mc, rc = _audit_items(c.mc.norm), _audit_items(c.rc.norm)
     return mc.keys() == rc.keys() and all(rc[k] in (mc[k], None) for k in mc)
+
+
+BIG_NUMBER = re.compile(rb"(\d{19,20}) *\r\n")
+
+
+def _big_numbers(c: Ctx) -> bool:
+    """incr/decr on a stored number of 2^63 or more: memcached then looks for a '-' past the
+    value, through stale memory, and may refuse it as non-numeric (leaving the item as it
+    was) where ratecached counts: ratecached's item is memcached's after that one text
+    incr/decr."""
+    if not c.diverged:
+        return False
+    ops = [t for t in lines(c.sent) if t[0] in (b"incr", b"decr") and len(t) >= 3 and t[2].isdigit()]
+    mc, rc = _audit_items(c.mc.norm), _audit_items(c.rc.norm)
+    differing = [k for k in mc if mc[k] != rc.get(k)]
+    if mc.keys() != rc.keys() or not differing:
+        return False
+    for k in differing:
+        a, b = mc[k] or b"", rc[k] or b""
+        ma, mb = BIG_NUMBER.search(a), BIG_NUMBER.search(b)
+        mine = [t for t in ops if t[1] == k]
+        if not (ma and mb and int(ma.group(1)) >= 2**63 and len(mine) == 1):
+            return False
+        old, delta = int(ma.group(1)), int(mine[0][2])
+        new = (old + delta) % 2**64 if mine[0][0] == b"incr" else max(0, old - delta)
+        if int(mb.group(1)) != new:
+            return False
+    return True
 
 
 class Explanation(NamedTuple):
@@ -487,6 +515,11 @@ EXPLAINED = [
         f"{DOC} (memcached defects not reproduced)",
         _flush_resurrects,
     ),
+    Explanation(
+        "incr/decr on a number of 2^63 or more (memcached: reads past the value)",
+        f"{DOC} (memcached defects not reproduced)",
+        _big_numbers,
+    ),
     Explanation("multi-get line over 8 MiB closes", f"{DOC} (multi-get line length)", _multiget_line),
     Explanation("base64 keys decoded strictly", f"{DOC} (base64 keys)", _base64_strict),
     Explanation(
@@ -500,7 +533,7 @@ EXPLAINED = [
 def explain(c: Ctx):
     """The first explanation that covers a difference, or None."""
     if c.diverged:
-        audits = (_incr_padding, _flush_resurrects)
+        audits = (_incr_padding, _flush_resurrects, _big_numbers)
         return next((e for e in EXPLAINED if e.applies in audits and e.applies(c)), None)
     for e in EXPLAINED:
         if e.applies(c):
