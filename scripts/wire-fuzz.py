@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "protocol-tests"))
 from helpers import Server  # noqa: E402
 from wirefuzz_check import Ctx, Normalizer, explain, same  # noqa: E402
 from wirefuzz_frame import completion  # noqa: E402
-from wirefuzz_gen import LONG_OK, POOL, Case, CasRef, Gen, literal_len, render, split  # noqa: E402
+from wirefuzz_gen import LONG_OK, ODD_KEYS, POOL, Case, CasRef, Gen, literal_len, render, split  # noqa: E402
 from wirefuzz_io import Exchange, sentinel  # noqa: E402
 from wirefuzz_min import minimize, signature  # noqa: E402
 
@@ -42,9 +42,11 @@ PAUSE = 0.01  # between chunks, so both servers read them apart (even on a loade
 QUIET = 0.15  # no byte for this long ends a case that has no sentinel reply
 QUIET_RECHECK = 1.0  # before a difference involving 'quiet' is believed
 HISTORY = 150  # cases between two flushes of both stores
-# After each case: every key of the pool on both servers (no value: a value in flight holds
-# a reference to its item, and memcached then stores an incr/decr result unpadded).
-AUDIT = b"".join(b"mg %s s f t c k\r\n" % k for k in POOL + [LONG_OK]) + b"mn\r\n"
+# After each case: every key the grammar uses, on both servers ("key" for "key\0x", which
+# memcached cuts at the NUL); no value (a value in flight holds a reference to its item, and
+# memcached then stores an incr/decr result unpadded).
+AUDIT_KEYS = POOL + [LONG_OK, b"key"] + [k for k in ODD_KEYS if b"\0" not in k]
+AUDIT = b"".join(b"mg %s s f t c k\r\n" % k for k in AUDIT_KEYS) + b"mn\r\n"
 AUDIT_VALUES = AUDIT.replace(b" k\r\n", b" v k\r\n")
 
 
