@@ -211,7 +211,7 @@ def _held_too_long(c: Ctx) -> bool:
     if c.mc.end != "quiet" or c.rc.end != "quiet" or not extra:
         return False
     if not c.binary:
-        w = walk_text(c.sent)
+        w = walk_text(c.sent, False)
         ok = all(REPLY_LINE.fullmatch(line + b"\r\n") for line in extra.split(b"\r\n")[:-1])
     else:
         w = walk_binary(c.sent)
@@ -265,13 +265,13 @@ def _in_order(packets: list, frames: list) -> bool:
 
 
 def _value_length_overflow(c: Ctx) -> bool:
-    return (
-        c.binary
-        and c.mc.end == "closed"
-        and c.rc.end != "sentinel"
-        and walk_binary(c.sent).state == "overflow"
-        and c.rc.norm.startswith(c.mc.norm)
-    )
+    """A binary length of 2^31 or more overflows memcached's int: it neither reads nor
+    discards those bytes (a store answers, then parses the value as requests; an unknown
+    opcode goes on with the next bytes), where ratecached discards them: one side's reply
+    goes on past the other's."""
+    if not c.binary or walk_binary(c.sent).state != "overflow":
+        return False
+    return c.rc.norm.startswith(c.mc.norm) or c.mc.norm.startswith(c.rc.norm)
 
 
 def _get_error_wipes_previous(c: Ctx) -> bool:
@@ -473,6 +473,32 @@ def _big_numbers(c: Ctx) -> bool:
     return True
 
 
+def _audit_ttls(raw: bytes) -> dict:
+    """key -> remaining TTL in an audit reply (-1: none), for the keys it holds."""
+    out = {}
+    for line in raw.split(b"\r\n"):
+        toks = line.split(b" ")
+        if toks[0] in (b"VA", b"HD"):
+            key = next((t[1:] for t in toks if t[:1] == b"k"), b"")
+            ttl = next((t[1:] for t in toks[1:] if t[:1] == b"t"), b"-1")
+            out[key] = int(ttl) if re.fullmatch(rb"-?\d+", ttl) else -1
+    return out
+
+
+def _expiry_race(c: Ctx) -> bool:
+    """An item with a TTL of a few seconds (a mutated expiry time) expired on one server
+    and not yet on the other: each counts seconds on its own clock, and they expire items
+    differently (lazily in memcached, by a timing wheel in ratecached)."""
+    if not c.diverged:
+        return False
+    mc, rc = _audit_items(c.mc.norm), _audit_items(c.rc.norm)
+    ttls = {**_audit_ttls(c.mc.raw), **_audit_ttls(c.rc.raw)}
+    differing = [k for k in mc if mc[k] != rc.get(k)]
+    return bool(differing) and all(
+        (mc[k] is None) != (rc.get(k) is None) and 0 <= ttls.get(k, -1) <= 3 for k in differing
+    )
+
+
 class Explanation(NamedTuple):
     """A documented difference: its name, where it is documented, and its predicate."""
 
@@ -502,7 +528,7 @@ EXPLAINED = [
         _get_error_wipes_previous,
     ),
     Explanation(
-        "binary value length of 2^31 or more refused as too large",
+        "binary length of 2^31 or more (memcached: overflows)",
         f"{DOC} (memcached defects not reproduced)",
         _value_length_overflow,
     ),
@@ -521,6 +547,11 @@ EXPLAINED = [
         f"{DOC} (memcached defects not reproduced)",
         _big_numbers,
     ),
+    Explanation(
+        "an item with a TTL of seconds expires on one server first",
+        f"{DOC} (expiry)",
+        _expiry_race,
+    ),
     Explanation("multi-get line over 8 MiB closes", f"{DOC} (multi-get line length)", _multiget_line),
     Explanation("base64 keys decoded strictly", f"{DOC} (base64 keys)", _base64_strict),
     Explanation(
@@ -534,7 +565,7 @@ EXPLAINED = [
 def explain(c: Ctx):
     """The first explanation that covers a difference, or None."""
     if c.diverged:
-        audits = (_incr_padding, _flush_resurrects, _big_numbers)
+        audits = (_incr_padding, _flush_resurrects, _big_numbers, _expiry_race)
         return next((e for e in EXPLAINED if e.applies in audits and e.applies(c)), None)
     for e in EXPLAINED:
         if e.applies(c):

@@ -99,6 +99,8 @@ def walk_binary(sent: bytes) -> Walk:
             return Walk("error", 0, tuple(frames))
         if (op in STORES or op in CONCATS) and bodylen - head >= 2**31:
             return Walk("overflow", 0, tuple(frames))
+        if op in UNKNOWN_OPS and bodylen >= 2**31:
+            return Walk("overflow", 0, tuple(frames))  # its swallow count goes negative
         if have < need:
             return Walk("incomplete", need - have, tuple(frames))
         pos += 24 + need
@@ -160,7 +162,10 @@ def _value_len(toks: list):
     return vlen if vlen is not None and 0 <= vlen <= 2**31 - 3 else None
 
 
-def walk_text(sent: bytes) -> Walk:
+def walk_text(sent: bytes, long_lines_close: bool = True) -> Walk:
+    """How memcached frames a text stream. A line over 2048 bytes closes the connection
+    when memcached reads it in pieces; `long_lines_close=False` when it is known to have
+    read it whole (it did not close)."""
     pos = 0
     while pos < len(sent):
         nl = sent.find(b"\n", pos)
@@ -169,7 +174,7 @@ def walk_text(sent: bytes) -> Walk:
                 return Walk("close", 0, ())
             return Walk("incomplete", 2, ())
         toks = tokens(sent[pos:nl])
-        if nl - pos > LINE_MAX and toks[0] not in (b"get", b"gets"):
+        if long_lines_close and nl - pos > LINE_MAX and toks[0] not in (b"get", b"gets"):
             # memcached closes when a read leaves over 2048 bytes without a newline.
             return Walk("close", 0, ())
         pos = nl + 1
@@ -188,7 +193,7 @@ def completion(binary: bool, sent: bytes) -> bytes:
     `x`s and CRLF for a text value), or b"" when it is not waiting for any."""
     filler = b""
     for _ in range(4):
-        w = (walk_binary if binary else walk_text)(sent + filler)
+        w = walk_binary(sent + filler) if binary else walk_text(sent + filler, False)
         if w.state != "incomplete" or w.missing > COMPLETION_MAX:
             break
         if binary:
