@@ -9,6 +9,7 @@
 #   4. cargo build --release
 #   5. differential protocol tests (pytest) against memcached and ratecached
 #   5b. the HTTP example in docs/examples against ratecached
+#   5c. a short differential wire fuzz against memcached (scripts/wire-fuzz.py, WIRE_CASES)
 #   6. memccapable (ascii and binary conformance) against target/release/ratecached
 #
 # Environment:
@@ -16,6 +17,7 @@
 #   PYTEST_ARGS        extra pytest arguments for step 5 (e.g. "-k incr -x")
 #   RATECACHED_BIN     server binary (default: target/release/ratecached)
 #   FUZZ_SECONDS       seconds per fuzz target in step 3c (default 10)
+#   WIRE_CASES         cases of the wire fuzz in step 5c (default 300, about 10 s)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -132,6 +134,15 @@ examples_tests() {
     return "${PIPESTATUS[0]}"
 }
 
+# -- 5c. differential wire fuzz ------------------------------------------------------
+wire_fuzz_run() {
+    "$PY" scripts/wire-fuzz.py --cases "${WIRE_CASES:-300}" --seed "${WIRE_SEED:-1}" 2>&1 |
+        tee "$LOG_DIR/wire-fuzz.log"
+    local rc=${PIPESTATUS[0]}
+    WIRE_LINE=$(grep -E '^wire-fuzz: [0-9]+ unexplained' "$LOG_DIR/wire-fuzz.log" | tail -n 1 || true)
+    return "$rc"
+}
+
 # -- 6. memccapable against ratecached -------------------------------------------
 memccapable_run() {
     local port
@@ -184,6 +195,7 @@ memccapable_run() {
 PYTEST_LINE=""
 MEMCCAPABLE_LINE=""
 MIRI_LINE=""
+WIRE_LINE=""
 FUZZ_LINE=""
 
 TOOLS_OK=1
@@ -210,6 +222,13 @@ if [ "$BUILD_OK" -eq 1 ] && [ "$VENV_OK" -eq 1 ]; then
     step examples examples_tests || true
 else
     skip examples "needs venv and a release build"
+fi
+
+if [ "$BUILD_OK" -eq 1 ] && [ "$TOOLS_OK" -eq 1 ] && [ "$VENV_OK" -eq 1 ]; then
+    step "wire fuzz" wire_fuzz_run || true
+    SUMMARY[${#SUMMARY[@]} - 1]+=" ${WIRE_LINE}"
+else
+    skip "wire fuzz" "needs deps, venv and a release build"
 fi
 
 if [ "$BUILD_OK" -eq 1 ] && [ "$TOOLS_OK" -eq 1 ] && [ "$VENV_OK" -eq 1 ]; then
