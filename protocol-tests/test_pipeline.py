@@ -115,11 +115,12 @@ def test_concurrent_connections_see_each_others_writes(connect, clients):
         assert c.roundtrip(b"get " + keys + b"\r\n") == expected
 
 
-def test_a_long_line_split_across_reads_is_read_whole(conn):
+@pytest.mark.parametrize("lines,head,tail", [(3500, 1000, 3000), (2000, 1500, 8000)])
+def test_a_long_line_split_across_reads_is_read_whole(conn, lines, head, tail):
     # Found by scripts/wire-fuzz.py: memcached moves a partial line to the front of its
-    # buffer before reading on, so a 4,000-byte line that arrives in two parts, the first at
-    # the end of a full buffer, is answered ERROR rather than closing the connection.
-    conn.send(b"mn\r\n" * 3500 + b"x" * 1000)
-    assert conn.recv_exact(4 * 3500) == b"MN\r\n" * 3500
+    # buffer before reading on, so a long line that arrives in two parts, the first near the
+    # end of a buffer, is answered ERROR rather than closing the connection.
+    conn.send(b"mn\r\n" * lines + b"x" * head)
+    assert conn.recv_exact(4 * lines) == b"MN\r\n" * lines
     time.sleep(0.2)
-    assert conn.roundtrip(b"x" * 3000 + b"\r\nmn\r\n") == b"ERROR\r\nMN\r\n"
+    assert conn.roundtrip(b"x" * tail + b"\r\nmn\r\n") == b"ERROR\r\nMN\r\n"

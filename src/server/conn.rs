@@ -26,7 +26,7 @@ use super::transport::{give_buffer, take_buffer, Transport, BUF_SIZE};
 use super::Context;
 use crate::config::ProtocolChoice;
 use crate::protocol::binary::REQ_MAGIC;
-use crate::protocol::{Decode, Frame, SMALL_FRAME};
+use crate::protocol::{Decode, Frame, MAX_LINE_WITHOUT_NEWLINE, SMALL_FRAME};
 use crate::stats::ServerStats;
 use crate::store::Store;
 
@@ -285,13 +285,11 @@ impl<'a, T: Transport> Conn<'a, T> {
             if buf.capacity() == 0 {
                 *buf = take_buffer();
             }
-            // Like memcached, a short partial request moves to the front of its buffer first,
-            // so one read can bring the rest of a long line (a line over 2048 bytes is judged
-            // by what one read leaves, not by where the buffer happened to end). With at most
-            // a quarter of the buffer left to keep, the consumed part ahead of it is at least
-            // as long, so `reserve` copies it in place instead of allocating.
-            if buf.len() <= BUF_SIZE / 4 && buf.capacity() - buf.len() < 2048 {
-                buf.reserve(BUF_SIZE - buf.len());
+            // Like memcached, a partial line moves to the front of a whole buffer before the
+            // next read, so one read can bring the rest of it: a line over 2048 bytes is judged
+            // by what a read of the full buffer leaves, not by where the last read ended.
+            if buf.capacity() < BUF_SIZE && buf.len() <= MAX_LINE_WITHOUT_NEWLINE {
+                compact(buf);
             }
             let want = self.input.need.saturating_sub(buf.len());
             if buf.capacity() - buf.len() < want.clamp(1024, HIGH_WATER) {
@@ -314,6 +312,21 @@ impl<'a, T: Transport> Conn<'a, T> {
             }
         }
     }
+}
+
+/// Moves the bytes of `buf` (a partial line) to the front of a buffer of [`BUF_SIZE`].
+fn compact(buf: &mut BytesMut) {
+    if buf.is_empty() {
+        // Empty: `reserve` takes the consumed front back in place.
+        buf.reserve(BUF_SIZE);
+        return;
+    }
+    let mut fresh = take_buffer();
+    fresh.extend_from_slice(buf);
+    let mut old = std::mem::replace(buf, fresh);
+    old.clear();
+    old.reserve(BUF_SIZE);
+    give_buffer(old);
 }
 
 /// The connection loop without a socket: runs requests from bytes handed to it, for UDP
