@@ -4,7 +4,8 @@
 #   1. system tools: memcached (the reference server) and memccapable
 #   2. Python venv at target/venv with protocol-tests/requirements.txt
 #   3. cargo test --workspace
-#   3b. the store's unsafe code under Miri (scripts/miri.sh; skips with a line if no nightly)
+#   3b. the unsafe code under Miri (scripts/miri.sh: its own tests and the lock-free races;
+#       `scripts/miri.sh --all` by hand; skips with a line if no nightly)
 #   3c. a short pass of every decoder fuzz target (scripts/fuzz.sh, FUZZ_SECONDS each)
 #   4. cargo build --release
 #   5. differential protocol tests (pytest) against memcached and ratecached

@@ -28,7 +28,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-use crossbeam::utils::CachePadded;
+use crossbeam_utils::CachePadded;
 
 use crate::clock::SharedClock;
 use crate::ratelimit::State;

@@ -259,7 +259,7 @@ impl Shard {
         now_s: u32,
         f: &mut impl FnMut(Found) -> (R, Option<Write>),
     ) -> Option<R> {
-        let guard = crossbeam::epoch::pin();
+        let guard = crossbeam_epoch::pin();
         // SAFETY: a published index is freed only through the epoch (after every guard pinned
         // when it was replaced, ours included, is dropped) or with the shard, which `&self`
         // keeps alive.
@@ -281,7 +281,7 @@ impl Shard {
     /// entry): what `peek` needs. `None` when it was not found or changed meanwhile (then ask
     /// under the shard's lock).
     pub fn read_fast(&self, id: Ident, now_s: u32) -> Option<Found> {
-        let guard = crossbeam::epoch::pin();
+        let guard = crossbeam_epoch::pin();
         // SAFETY: as in `update_fast`.
         let index = unsafe { &*self.published.load(Ordering::Acquire) };
         let (_, slot) = index.find(id.id, id.tag, |s| id.holds(self.word_hint(s)))?;
@@ -503,7 +503,7 @@ impl ShardGuard<'_> {
             .published
             .store(&*next as *const Index as *mut Index, Ordering::Release);
         let old = std::mem::replace(&mut self.inner.index, next);
-        let guard = crossbeam::epoch::pin();
+        let guard = crossbeam_epoch::pin();
         guard.defer(move || drop(old));
         // Hand it to the global queue now: a thread-local batch of deferred indexes would
         // otherwise hold megabytes until 64 more pile up.

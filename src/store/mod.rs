@@ -13,7 +13,7 @@ pub mod wheel;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crossbeam::utils::CachePadded;
+use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
@@ -442,7 +442,7 @@ impl Store {
     /// chain head of every key, then the item each head names, so the misses of the batch
     /// overlap instead of stalling one lookup after another. Takes no lock and changes nothing.
     pub fn prefetch(&self, keys: &[&[u8]]) {
-        let guard = crossbeam::epoch::pin();
+        let guard = crossbeam_epoch::pin();
         let mut located: SmallVec<[(u64, usize); 16]> = SmallVec::new();
         for key in keys {
             let hash = self.hasher.hash_one(key);

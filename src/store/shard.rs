@@ -58,7 +58,7 @@ impl ShardIndex {
     }
 
     /// First pass: asks the CPU to load the chain head of `hash`.
-    pub fn prefetch_head(&self, hash: u64, _guard: &crossbeam::epoch::Guard) {
+    pub fn prefetch_head(&self, hash: u64, _guard: &crossbeam_epoch::Guard) {
         let heads = self.heads.load(Ordering::Acquire);
         if heads.is_null() {
             return;
@@ -72,7 +72,7 @@ impl ShardIndex {
 
     /// Second pass: reads the chain head of `hash` (loaded by the first pass, with luck) and
     /// asks the CPU to load the item it names. The head may be stale; the load is only a hint.
-    pub fn prefetch_item(&self, hash: u64, _guard: &crossbeam::epoch::Guard) {
+    pub fn prefetch_item(&self, hash: u64, _guard: &crossbeam_epoch::Guard) {
         let heads = self.heads.load(Ordering::Acquire);
         if heads.is_null() {
             return;
@@ -251,7 +251,7 @@ impl Shard {
             Ordering::Release,
         );
         // A prefetcher may still read the old array: free it once every pinned one is done.
-        crossbeam::epoch::pin().defer(move || drop(old));
+        crossbeam_epoch::pin().defer(move || drop(old));
     }
 
     /// The item in `slot`.
