@@ -61,6 +61,7 @@ no_epoch=(store::item store::meta store::tests_shared::shared_values limiter::ar
 races=(store::tests_shared::prefetching_while_the_table_grows_reads_no_freed_memory
     store::tests::chained_table_survives_growth_and_removal_from_chain_middles
     store::tests::concurrent_incr_is_atomic
+    limiter::tests::prefetching_while_the_index_rebuilds_and_entries_move_is_harmless
     limiter::tests::many_threads_on_one_subject_admit_exactly_the_limit
     limiter::tests::several_subjects_are_written_all_or_none
     limiter::tests::states_full_again_read_as_absent_and_are_swept

@@ -86,11 +86,12 @@ impl Framing for Text {
 }
 
 /// Checks the prefetch hint of a batch: keys of 1..=250 bytes taken from `buf`, no more than
-/// fit inline (the decoder's `PREFETCH_LINES`: the hint never allocates).
+/// fit inline in all (the decoder's `PREFETCH_LINES`: the hint never allocates).
 pub fn check_batch_keys(buf: &[u8]) {
     let keys = text::batch_keys(buf);
-    assert!(!keys.spilled() && keys.len() <= keys.inline_size());
-    for k in keys {
+    assert!(!keys.store.spilled() && !keys.subjects.spilled());
+    assert!(keys.store.len() + keys.subjects.len() <= keys.store.inline_size());
+    for k in keys.store.into_iter().chain(keys.subjects) {
         assert!(
             !k.is_empty() && k.len() <= KEY_MAX_LENGTH,
             "prefetch key {k:?}"

@@ -53,6 +53,12 @@ impl<const W: usize> Arena<W> {
         &self.segments[k].get().expect("allocated entry")[i]
     }
 
+    /// Entry `n` if its segment exists (a hint's target: never panics on a stale number).
+    pub fn get_hint(&self, n: u32) -> Option<&Entry<W>> {
+        let (k, i) = locate(n);
+        self.segments.get(k)?.get()?.get(i)
+    }
+
     /// Makes entry `n` usable (allocating its segment when it is the first of one).
     pub fn allocate(&self, n: u32) -> &Entry<W> {
         let (k, i) = locate(n);

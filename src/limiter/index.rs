@@ -119,6 +119,27 @@ impl Index {
         None
     }
 
+    /// The address of `ident`'s home slot, for a prefetch.
+    pub fn home_addr(&self, ident: u64) -> *const u8 {
+        self.slots[self.home(ident)].as_ptr() as *const u8
+    }
+
+    /// The first live slot carrying `tag` within the first few positions of `ident`'s probe
+    /// sequence (those share the home slot's cache line, mostly): a hint of where the
+    /// subject's entry is; it may name another subject's, or the subject sit further on.
+    pub fn hint(&self, ident: u64, tag: u32) -> Option<Slot> {
+        for pos in self.probe(ident).take(4) {
+            let raw = self.slots[pos].load(Ordering::Relaxed);
+            if raw == EMPTY {
+                return None;
+            }
+            if let Some(s) = Slot::live(raw).filter(|s| s.tag() == tag) {
+                return Some(s);
+            }
+        }
+        None
+    }
+
     /// Puts `slot` for `ident` in the first free slot of its probe sequence (the caller holds
     /// the shard's lock and made sure the subject is absent and the index not crowded).
     /// Returns the position, and whether it took a never-used slot (rather than a removed one).

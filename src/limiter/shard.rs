@@ -19,6 +19,7 @@ use super::entry::{Entry, Locked, FREE};
 use super::index::{Index, Slot, MAX_ENTRY};
 use super::pack::{alg_code, alg_of, pack, unpack_narrow, unpack_wide, Packed};
 use crate::ratelimit::{Algorithm, State};
+use crate::store::prefetch;
 
 /// Seconds value of an expiry that never comes.
 pub const NEVER: u32 = u32::MAX;
@@ -274,6 +275,36 @@ impl Shard {
         match write {
             None => Some(r),
             Some(w) => entry.write(id, &w).then_some(r),
+        }
+    }
+
+    /// First pass of a batch's prefetch: asks the CPU to load the subject's home index slot.
+    pub fn prefetch_slot(&self, id: Ident, _guard: &crossbeam_epoch::Guard) {
+        // SAFETY: as in `update_fast`; the caller's guard keeps the index alive.
+        let index = unsafe { &*self.published.load(Ordering::Acquire) };
+        prefetch(index.home_addr(id.id));
+    }
+
+    /// Second pass: reads the slots near home (loaded by the first pass, with luck) and asks
+    /// the CPU to load the entry the first one with the subject's tag names. A hint only: it
+    /// may be another subject's entry.
+    pub fn prefetch_entry(&self, id: Ident, _guard: &crossbeam_epoch::Guard) {
+        // SAFETY: as in `update_fast`; the caller's guard keeps the index alive.
+        let index = unsafe { &*self.published.load(Ordering::Acquire) };
+        let Some(slot) = index.hint(id.id, id.tag) else {
+            return;
+        };
+        let p = if slot.wide() {
+            self.wide
+                .get_hint(slot.entry())
+                .map(|e| e as *const _ as *const u8)
+        } else {
+            self.narrow
+                .get_hint(slot.entry())
+                .map(|e| e as *const _ as *const u8)
+        };
+        if let Some(p) = p {
+            prefetch(p);
         }
     }
 

@@ -82,6 +82,41 @@ fn states_are_kept_per_subject_and_repeat() {
 }
 
 #[test]
+fn prefetching_while_the_index_rebuilds_and_entries_move_is_harmless() {
+    // One thread warms subjects (lock-free reads of published indexes and slots) while
+    // another adds, grows, removes and flushes them: Miri checks that no prefetch reads freed
+    // memory; the states stay exact.
+    let (l, _) = limiter(64 << 20, true);
+    let l = Arc::new(l);
+    let n = if cfg!(miri) { 40 } else { 5_000 };
+    let keys: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+    let writer = {
+        let (l, keys) = (l.clone(), keys.clone());
+        std::thread::spawn(move || {
+            for (i, k) in keys.iter().enumerate() {
+                bump(&l, k.as_bytes(), 5, 60).unwrap();
+                if i % 7 == 0 {
+                    l.reset(k.as_bytes());
+                }
+            }
+            l.flush();
+            for k in &keys {
+                bump(&l, k.as_bytes(), 5, 60).unwrap();
+            }
+        })
+    };
+    let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+    for _ in 0..if cfg!(miri) { 4 } else { 200 } {
+        for batch in refs.chunks(16) {
+            l.prefetch(batch);
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(l.stats().keys, n as u64);
+    assert!(refs.iter().all(|k| count(&l, k) == 1));
+}
+
+#[test]
 fn many_threads_on_one_subject_admit_exactly_the_limit() {
     let (l, _) = limiter(64 << 20, true);
     let l = Arc::new(l);

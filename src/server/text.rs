@@ -52,8 +52,11 @@ impl Session for TextSession<'_> {
             return;
         }
         let keys = batch_keys(buf);
-        if keys.len() > 1 {
-            self.ctx.store.prefetch(&keys);
+        if keys.store.len() > 1 {
+            self.ctx.store.prefetch(&keys.store);
+        }
+        if keys.subjects.len() > 1 {
+            self.ctx.limiter.prefetch(&keys.subjects);
         }
     }
 

@@ -7,6 +7,7 @@ mod item;
 mod meta;
 mod persist;
 mod shard;
+pub(crate) use shard::prefetch;
 pub mod slab;
 pub mod wheel;
 

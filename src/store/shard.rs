@@ -94,7 +94,7 @@ impl ShardIndex {
 
 /// Asks the CPU to bring the cache line of `p` into L1; never faults, whatever `p` is.
 #[inline(always)]
-fn prefetch(p: *const u8) {
+pub(crate) fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: PREFETCHT0 only hints the cache; it does not access memory architecturally.
     unsafe {

@@ -204,15 +204,25 @@ fn value_frame<'a>(
 /// Requests of a pipelined batch whose keys are prefetched at most.
 pub const PREFETCH_LINES: usize = 16;
 
+/// The keys of a batch's first lines, by where they live.
+#[derive(Debug, Default)]
+pub struct BatchKeys<'a> {
+    /// Keys of cache commands, for the store.
+    pub store: SmallVec<[&'a [u8]; PREFETCH_LINES]>,
+    /// Subjects of `ratelimit` and `ml` lines, for the limiter.
+    pub subjects: SmallVec<[&'a [u8]; PREFETCH_LINES]>,
+}
+
 /// The keys of the complete lines at the start of `buf` (the second token of each of the
-/// first [`PREFETCH_LINES`] lines, skipping the data line after a storage command and the
-/// subjects of `ratelimit` lines, which are not in the store), for the
-/// store to warm before the batch runs. A hint only: a wrong guess costs a wasted prefetch.
-pub fn batch_keys(buf: &[u8]) -> SmallVec<[&[u8]; PREFETCH_LINES]> {
-    let mut keys: SmallVec<[&[u8]; PREFETCH_LINES]> = SmallVec::new();
+/// first [`PREFETCH_LINES`] lines, skipping the data line after a storage command; the first
+/// token of the subject lines after `ratelimit_all <n>`), for the store and the limiter to
+/// warm before the batch runs. A hint only: a wrong guess costs a wasted prefetch.
+pub fn batch_keys(buf: &[u8]) -> BatchKeys<'_> {
+    let mut keys = BatchKeys::default();
     let mut rest = buf;
     let mut data_next = false;
-    while keys.len() < PREFETCH_LINES {
+    let mut subject_lines = 0usize;
+    while keys.store.len() + keys.subjects.len() < PREFETCH_LINES {
         let Some(nl) = memchr(b'\n', rest) else {
             break;
         };
@@ -222,6 +232,13 @@ pub fn batch_keys(buf: &[u8]) -> SmallVec<[&[u8]; PREFETCH_LINES]> {
             continue;
         }
         let mut toks = Keys::new(line.strip_suffix(b"\r").unwrap_or(line));
+        if subject_lines > 0 {
+            subject_lines -= 1;
+            if let Some(subject) = toks.next().filter(|s| s.len() <= KEY_MAX_LENGTH) {
+                keys.subjects.push(subject);
+            }
+            continue;
+        }
         let (Some(cmd), Some(key)) = (toks.next(), toks.next()) else {
             continue;
         };
@@ -229,9 +246,21 @@ pub fn batch_keys(buf: &[u8]) -> SmallVec<[&[u8]; PREFETCH_LINES]> {
             cmd,
             b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas" | b"ms"
         );
-        // Rate-limit subjects live in the limiter, not in the store's table.
-        if key.len() <= KEY_MAX_LENGTH && !cmd.starts_with(b"ratelimit") {
-            keys.push(key);
+        if key.len() > KEY_MAX_LENGTH {
+            continue;
+        }
+        match cmd {
+            // A hot subject repeated through a batch is warmed once.
+            b"ratelimit" | b"ml" if keys.subjects.last() == Some(&key) => {}
+            b"ratelimit" | b"ml" => keys.subjects.push(key),
+            // Its second token is a count; the subjects follow on their own lines.
+            b"ratelimit_all" => {
+                subject_lines = std::str::from_utf8(key)
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            }
+            _ => keys.store.push(key),
         }
     }
     keys
@@ -249,21 +278,19 @@ mod tests {
     }
 
     #[test]
-    fn batch_keys_take_second_tokens_and_skip_data_lines_and_subjects() {
-        let buf =
-            b"get a\r\nset b 0 0 3\r\nget\r\nratelimit  c 10 1s\r\nmg d v\r\nincr e 1\r\npartial f";
-        let keys: Vec<&[u8]> = batch_keys(buf).into_iter().collect();
+    fn batch_keys_take_second_tokens_skip_data_lines_and_sort_out_subjects() {
+        let buf = b"get a\r\nset b 0 0 3\r\nget\r\nratelimit  c 10 1s\r\nmg d v\r\nml g 5 1s\r\n\
+                    ratelimit_all 1\r\nh 5 1s\r\nincr e 1\r\npartial f";
+        let keys = batch_keys(buf);
         // "get" right after the set is its data line; "partial f" has no newline yet.
-        assert_eq!(keys, vec![&b"a"[..], b"b", b"d", b"e"]);
+        assert_eq!(keys.store.to_vec(), vec![&b"a"[..], b"b", b"d", b"e"]);
+        assert_eq!(keys.subjects.to_vec(), vec![&b"c"[..], b"g", b"h"]);
         let many: Vec<u8> = (0..40)
             .flat_map(|i| format!("get k{i}\r\n").into_bytes())
             .collect();
-        assert_eq!(batch_keys(&many).len(), PREFETCH_LINES);
+        assert_eq!(batch_keys(&many).store.len(), PREFETCH_LINES);
         let long = format!("get {}\r\nget x\r\n", "k".repeat(251));
-        assert_eq!(
-            batch_keys(long.as_bytes()).into_iter().collect::<Vec<_>>(),
-            vec![&b"x"[..]]
-        );
+        assert_eq!(batch_keys(long.as_bytes()).store.to_vec(), vec![&b"x"[..]]);
     }
 
     #[test]

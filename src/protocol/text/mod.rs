@@ -8,7 +8,7 @@ mod decode;
 mod encode;
 mod tokens;
 
-pub use decode::{batch_keys, decode};
+pub use decode::{batch_keys, decode, BatchKeys};
 pub use encode::{write_number, write_reply, write_stat, write_value, write_value_header};
 pub use tokens::Keys;
 
