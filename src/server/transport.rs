@@ -9,6 +9,7 @@ use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 
 use bytes::BytesMut;
+use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
 /// A connected stream socket.
@@ -38,7 +39,24 @@ macro_rules! socket_transport {
                 <$t>::readable(self)
             }
             fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-                <$t>::try_read_buf(self, buf)
+                // A read shorter than the room it had drained the socket: it runs inside
+                // `try_io` so that it then clears the readiness seen before it (as tokio's own
+                // `poll_read` does), and the next wait goes to epoll instead of to a read that
+                // finds nothing. A wake-up that came during the read is newer and is kept.
+                let room = buf.capacity() - buf.len();
+                let mut got = 0;
+                let read = self.try_io(Interest::READABLE, || {
+                    got = <$t>::try_read_buf(self, buf)?;
+                    if got > 0 && got < room {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(got)
+                    }
+                });
+                match read {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+                    r => r,
+                }
             }
             fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
                 <$t>::writable(self)
