@@ -6,7 +6,7 @@
 #                                   # item layout, meta items, shared values, the limiter's
 #                                   # arenas, entries, packing and index, plus the tests that
 #                                   # race lock-free readers against writers, growth and
-#                                   # reclamation; about 3 minutes on 2 cores
+#                                   # reclamation; about 5 minutes on 2 cores from a fresh clone
 #   scripts/miri.sh --all           # every store:: and limiter:: test (run by hand: about
 #                                   # 16 minutes on 2 cores, most of it in a few tests of
 #                                   # eviction and expiry logic that touch thousands of keys)
