@@ -3,76 +3,97 @@
 
 use super::*;
 
-/// Counters kept per shard (under its lock) and summed for `stats`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ShardStats {
-    pub get_hits: u64,
-    pub get_misses: u64,
-    pub get_expired: u64,
-    pub get_flushed: u64,
-    pub touch_hits: u64,
-    pub touch_misses: u64,
-    pub delete_hits: u64,
-    pub delete_misses: u64,
-    pub incr_hits: u64,
-    pub incr_misses: u64,
-    pub decr_hits: u64,
-    pub decr_misses: u64,
-    pub cas_hits: u64,
-    pub cas_misses: u64,
-    pub cas_badval: u64,
-    pub cmd_get: u64,
-    pub cmd_set: u64,
-    pub cmd_touch: u64,
-    pub evictions: u64,
-    pub evicted_unfetched: u64,
-    pub evicted_active: u64,
-    pub reclaimed: u64,
-    pub expired_unfetched: u64,
-    pub curr_items: u64,
-    pub total_items: u64,
-    pub bytes: u64,
-    pub store_too_large: u64,
-    pub store_no_memory: u64,
+/// Declares a counter struct from one list of fields, with an `add` that sums every `u64`
+/// field (and keeps the larger of an optional `max` field): a counter added to the list is
+/// summed over the shards without another list to keep in step.
+macro_rules! counters {
+    (
+        $(#[$m:meta])*
+        pub struct $name:ident {
+            $($(#[$fm:meta])* $f:ident,)*
+        }
+        $(max: $(#[$xm:meta])* $x:ident: u32)?
+    ) => {
+        $(#[$m])*
+        #[derive(Debug, Default, Clone, PartialEq, Eq)]
+        pub struct $name {
+            $($(#[$fm])* pub $f: u64,)*
+            $($(#[$xm])* pub $x: u32,)?
+        }
+
+        impl $name {
+            /// Adds `o`'s counters to these.
+            fn add(&mut self, o: &$name) {
+                $(self.$f += o.$f;)*
+                $(self.$x = self.$x.max(o.$x);)?
+            }
+        }
+    };
+}
+
+counters! {
+    /// Counters kept per shard (under its lock) and summed for `stats` (memcached's names).
+    pub struct ShardStats {
+        /// Retrievals that found the key.
+        get_hits,
+        /// Retrievals that did not.
+        get_misses,
+        /// Retrievals that found the key expired.
+        get_expired,
+        /// Retrievals that found the key flushed.
+        get_flushed,
+        /// `touch`/`gat` that found the key.
+        touch_hits,
+        /// `touch`/`gat` that did not.
+        touch_misses,
+        /// Deletes that found the key.
+        delete_hits,
+        /// Deletes that did not.
+        delete_misses,
+        /// `incr` that found the key.
+        incr_hits,
+        /// `incr` that did not.
+        incr_misses,
+        /// `decr` that found the key.
+        decr_hits,
+        /// `decr` that did not.
+        decr_misses,
+        /// `cas` that stored.
+        cas_hits,
+        /// `cas` on a missing key.
+        cas_misses,
+        /// `cas` with a stale unique.
+        cas_badval,
+        /// Keys asked for by retrievals.
+        cmd_get,
+        /// Storage commands.
+        cmd_set,
+        /// `touch`/`gat` commands.
+        cmd_touch,
+        /// Live items evicted for room.
+        evictions,
+        /// Evicted items never read.
+        evicted_unfetched,
+        /// Evicted items read recently.
+        evicted_active,
+        /// Expired items whose memory was reused.
+        reclaimed,
+        /// Expired items never read.
+        expired_unfetched,
+        /// Items stored now (a gauge).
+        curr_items,
+        /// Items ever stored.
+        total_items,
+        /// Bytes of the items stored now (a gauge).
+        bytes,
+        /// Stores refused as larger than `-I`.
+        store_too_large,
+        /// Stores refused for want of memory.
+        store_no_memory,
+    }
 }
 
 impl ShardStats {
-    fn add(&mut self, o: &ShardStats) {
-        macro_rules! sum {
-            ($($f:ident),*) => { $(self.$f += o.$f;)* };
-        }
-        sum!(
-            get_hits,
-            get_misses,
-            get_expired,
-            get_flushed,
-            touch_hits,
-            touch_misses,
-            delete_hits,
-            delete_misses,
-            incr_hits,
-            incr_misses,
-            decr_hits,
-            decr_misses,
-            cas_hits,
-            cas_misses,
-            cas_badval,
-            cmd_get,
-            cmd_set,
-            cmd_touch,
-            evictions,
-            evicted_unfetched,
-            evicted_active,
-            reclaimed,
-            expired_unfetched,
-            curr_items,
-            total_items,
-            bytes,
-            store_too_large,
-            store_no_memory
-        );
-    }
-
     /// Zeroes the counters `stats reset` resets, keeping the gauges (items, bytes).
     fn reset(&mut self) {
         let (curr, bytes) = (self.curr_items, self.bytes);
@@ -84,61 +105,49 @@ impl ShardStats {
     }
 }
 
-/// Counters of one slab class (per shard, or summed for reports).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ClassCounters {
-    /// Items stored.
-    pub count: u64,
-    /// Slab bytes charged.
-    pub charged: u64,
-    /// Bytes requested by the items (memcached's `mem_requested`).
-    pub requested: u64,
-    pub evicted: u64,
-    pub evicted_nonzero: u64,
-    pub evicted_unfetched: u64,
-    pub evicted_active: u64,
-    /// Age of the last evicted item (the largest over shards when summed).
-    pub evicted_time: u32,
-    pub reclaimed: u64,
-    pub expired_unfetched: u64,
-    pub outofmemory: u64,
-    pub get_hits: u64,
-    pub cmd_set: u64,
-    pub delete_hits: u64,
-    pub incr_hits: u64,
-    pub decr_hits: u64,
-    pub cas_hits: u64,
-    pub cas_badval: u64,
-    pub touch_hits: u64,
-}
-
-impl ClassCounters {
-    fn add(&mut self, o: &ClassCounters) {
-        macro_rules! sum {
-            ($($f:ident),*) => { $(self.$f += o.$f;)* };
-        }
-        sum!(
-            count,
-            charged,
-            requested,
-            evicted,
-            evicted_nonzero,
-            evicted_unfetched,
-            evicted_active,
-            reclaimed,
-            expired_unfetched,
-            outofmemory,
-            get_hits,
-            cmd_set,
-            delete_hits,
-            incr_hits,
-            decr_hits,
-            cas_hits,
-            cas_badval,
-            touch_hits
-        );
-        self.evicted_time = self.evicted_time.max(o.evicted_time);
+counters! {
+    /// Counters of one slab class (per shard, or summed for reports).
+    pub struct ClassCounters {
+        /// Items stored.
+        count,
+        /// Slab bytes charged.
+        charged,
+        /// Bytes requested by the items (memcached's `mem_requested`).
+        requested,
+        /// Live items evicted.
+        evicted,
+        /// Evicted items that had an expiry time.
+        evicted_nonzero,
+        /// Evicted items never read.
+        evicted_unfetched,
+        /// Evicted items read recently.
+        evicted_active,
+        /// Expired items whose memory was reused.
+        reclaimed,
+        /// Expired items never read.
+        expired_unfetched,
+        /// Stores refused for want of memory.
+        outofmemory,
+        /// Retrieval hits.
+        get_hits,
+        /// Storage commands.
+        cmd_set,
+        /// Delete hits.
+        delete_hits,
+        /// `incr` hits.
+        incr_hits,
+        /// `decr` hits.
+        decr_hits,
+        /// `cas` hits.
+        cas_hits,
+        /// `cas` with a stale unique.
+        cas_badval,
+        /// `touch` hits.
+        touch_hits,
     }
+    max:
+    /// Age of the last evicted item (the largest over shards when summed).
+    evicted_time: u32
 }
 
 /// One slab class summed over the shards, for `stats items` and `stats slabs`.
