@@ -318,26 +318,25 @@ pub fn is_quiet(op: u8) -> bool {
     )
 }
 
-/// Appends a response header.
-#[allow(clippy::too_many_arguments)]
-pub fn write_header(
+/// Appends the header of a response to request `h` (its opcode and opaque): `key_len`,
+/// `extras_len` and the whole body's length.
+fn write_header(
     out: &mut BytesMut,
-    opcode: u8,
+    h: &Header,
     status: u16,
-    keylen: usize,
-    extlen: usize,
-    bodylen: usize,
-    opaque: u32,
     cas: u64,
+    key_len: usize,
+    extras_len: usize,
+    body_len: usize,
 ) {
     out.put_u8(RES_MAGIC);
-    out.put_u8(opcode);
-    out.put_u16(keylen as u16);
-    out.put_u8(extlen as u8);
+    out.put_u8(h.opcode);
+    out.put_u16(key_len as u16);
+    out.put_u8(extras_len as u8);
     out.put_u8(0);
     out.put_u16(status);
-    out.put_u32(bodylen as u32);
-    out.put_u32(opaque);
+    out.put_u32(body_len as u32);
+    out.put_u32(h.opaque);
     out.put_u64(cas);
 }
 
@@ -354,13 +353,12 @@ pub fn write_response(
     out.reserve(HEADER_LEN + extras.len() + key.len() + value.len());
     write_header(
         out,
-        h.opcode,
+        h,
         status,
+        cas,
         key.len(),
         extras.len(),
         extras.len() + key.len() + value.len(),
-        h.opaque,
-        cas,
     );
     out.put_slice(extras);
     out.put_slice(key);
@@ -394,16 +392,7 @@ pub fn write_item_header(
 ) {
     out.reserve(HEADER_LEN + 4 + key.len());
     let body = 4 + key.len() + value_len;
-    write_header(
-        out,
-        h.opcode,
-        status::SUCCESS,
-        key.len(),
-        4,
-        body,
-        h.opaque,
-        cas,
-    );
+    write_header(out, h, status::SUCCESS, cas, key.len(), 4, body);
     out.put_u32(flags);
     out.put_slice(key);
 }
