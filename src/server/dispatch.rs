@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::{BufMut, BytesMut};
 
 use super::output::Output;
+use super::stats_cmd::{self, StatsReport};
 use super::Context;
 use crate::protocol::limits::{
     parse_limit_line, write_decision, write_meta_decision, MetaLimit, Target, MAX_LIMITS,
@@ -439,43 +440,14 @@ fn write_stats(out: &mut BytesMut, pairs: &[stats::Stat]) {
 }
 
 fn stats_command(ctx: &Context, kind: StatsKind, out: &mut BytesMut) {
-    let cfg = &ctx.config;
-    match kind {
-        StatsKind::General => write_stats(
-            out,
-            &stats::general(
-                cfg,
-                &ctx.store,
-                &ctx.limiter.stats(),
-                &ctx.stats,
-                ctx.started.elapsed().as_secs(),
-                cfg.threads,
-            ),
-        ),
-        StatsKind::Settings => write_stats(out, &stats::settings(cfg, &ctx.store, &ctx.stats)),
-        StatsKind::Items => write_stats(out, &stats::items(&ctx.store)),
-        StatsKind::Slabs => write_stats(out, &stats::slabs(&ctx.store)),
-        StatsKind::Sizes | StatsKind::SizesEnable | StatsKind::SizesDisable => {
-            write_stats(out, &[("sizes_status".into(), "disabled".into())])
-        }
-        StatsKind::Conns => write_stats(out, &ctx.conns.report()),
-        StatsKind::Reset => {
-            ctx.store.reset_stats();
-            ctx.stats.reset();
-            write_reply(out, Reply::Reset);
-        }
-        StatsKind::DetailOn => {
-            ctx.stats.detail.set_enabled(true);
-            write_reply(out, Reply::Ok);
-        }
-        StatsKind::DetailOff => {
-            ctx.stats.detail.set_enabled(false);
-            write_reply(out, Reply::Ok);
-        }
-        StatsKind::DetailDump => {
-            out.put_slice(&ctx.stats.detail.dump());
+    match stats_cmd::run(ctx, kind) {
+        StatsReport::Pairs(pairs) => write_stats(out, &pairs),
+        StatsReport::Dump(dump) => {
+            out.put_slice(&dump);
             write_reply(out, Reply::End);
         }
-        StatsKind::CacheDump(..) => write_reply(out, Reply::End),
+        StatsReport::Done if kind == StatsKind::Reset => write_reply(out, Reply::Reset),
+        StatsReport::Done => write_reply(out, Reply::Ok),
+        StatsReport::Empty => write_reply(out, Reply::End),
     }
 }

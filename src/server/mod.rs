@@ -13,6 +13,7 @@ pub mod listener;
 pub mod meta;
 pub mod output;
 pub mod process;
+pub mod stats_cmd;
 pub mod text;
 pub mod transport;
 pub mod udp;

@@ -8,12 +8,13 @@ use crate::protocol::binary::{
     ratelimit_extras, status, write_error, write_error_msg, write_item_header, write_response,
     write_stat, Command, Header, RateLimitArgs, Request, StoreOp, NO_AUTOVIVIFY,
 };
-use crate::protocol::Refusal;
+use crate::protocol::{Refusal, StatsKind};
 use crate::ratelimit::{ApplyError, Limit};
 use crate::server::dispatch::Flow;
 use crate::server::output::Output;
+use crate::server::stats_cmd::{self, StatsReport};
 use crate::server::Context;
-use crate::stats::{self, PrefixOp, ServerStats};
+use crate::stats::{PrefixOp, ServerStats};
 use crate::store::{MetaArith, StoreMode, StoreOptions, StoreOutcome};
 
 /// Runs one request. Returns [`Flow::Close`] where memcached closes.
@@ -275,56 +276,27 @@ fn store_value(ctx: &Context, h: &Header, quiet: bool, a: StoreArgs<'_>, out: &m
     write_error(out, h, st);
 }
 
-/// `stat` with memcached's key matching: `reset`, `settings` and `detail` by prefix, the
-/// `get_stats` reports (`items`, `slabs`, `sizes`...) exactly; anything else is `Not found`.
+/// `stat`: the report its key names (memcached's matching, [`stats_cmd::binary_kind`]), one
+/// packet per pair and an empty one to end; `Not found` for any other key.
 fn stat(ctx: &Context, h: &Header, key: &[u8], out: &mut BytesMut) {
-    let cfg = &ctx.config;
-    let pairs = |out: &mut BytesMut, pairs: &[stats::Stat]| {
-        for (k, v) in pairs {
-            write_stat(out, h, k.as_bytes(), v.as_bytes());
-        }
+    let Some(kind) = stats_cmd::binary_kind(key) else {
+        return write_error(out, h, status::KEY_ENOENT);
     };
-    if key.is_empty() {
-        pairs(
-            out,
-            &stats::general(
-                cfg,
-                &ctx.store,
-                &ctx.limiter.stats(),
-                &ctx.stats,
-                ctx.started.elapsed().as_secs(),
-                cfg.threads,
-            ),
-        );
-    } else if key.starts_with(b"reset") {
-        ctx.store.reset_stats();
-        ctx.stats.reset();
-    } else if key.starts_with(b"settings") {
-        pairs(out, &stats::settings(cfg, &ctx.store, &ctx.stats));
-    } else if let Some(sub) = key.strip_prefix(b"detail") {
-        if sub.starts_with(b" dump") {
-            let mut dump = ctx.stats.detail.dump();
-            dump.extend_from_slice(b"END\r\n");
-            write_stat(out, h, b"detailed", &dump);
-        } else if sub.starts_with(b" on") {
-            ctx.stats.detail.set_enabled(true);
-        } else if sub.starts_with(b" off") {
-            ctx.stats.detail.set_enabled(false);
-        } else {
-            return write_error(out, h, status::KEY_ENOENT);
-        }
-    } else {
-        match key {
-            b"items" => pairs(out, &stats::items(&ctx.store)),
-            b"slabs" => pairs(out, &stats::slabs(&ctx.store)),
-            b"sizes" => write_stat(out, h, b"sizes_status", b"disabled"),
-            b"sizes_enable" | b"sizes_disable" => {
+    match stats_cmd::run(ctx, kind) {
+        StatsReport::Pairs(pairs) => {
+            for (k, v) in &pairs {
+                write_stat(out, h, k.as_bytes(), v.as_bytes());
+            }
+            if matches!(kind, StatsKind::SizesEnable | StatsKind::SizesDisable) {
                 // memcached sends this single packet without a terminating one.
-                write_stat(out, h, b"sizes_status", b"disabled");
                 return;
             }
-            _ => return write_error(out, h, status::KEY_ENOENT),
         }
+        StatsReport::Dump(mut dump) => {
+            dump.extend_from_slice(b"END\r\n");
+            write_stat(out, h, b"detailed", &dump);
+        }
+        StatsReport::Done | StatsReport::Empty => {}
     }
     write_stat(out, h, &[], &[]);
 }
