@@ -326,7 +326,7 @@ pub fn settings(cfg: &Config, store: &Store, s: &ServerStats) -> Vec<Stat> {
     let inter = if cfg.listen.is_empty() {
         "NULL".to_string()
     } else {
-        cfg.listen.join(",")
+        cfg.listen_list()
     };
     let domain = cfg
         .unix_socket

@@ -1,19 +1,75 @@
 //! `-l` listen addresses: memcached's `[notls:][proto[NAME]:][tag[NAME]:]HOST[:PORT]` items.
 
-use std::net::{IpAddr, ToSocketAddrs};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 
 use super::{err, ConfigError};
 
-/// Splits a [`Config::listen`](super::Config::listen) entry into host (brackets removed) and explicit port:
-/// `"10.0.0.1:11311"` gives `("10.0.0.1", Some(11311))`, `"[::1]"` gives `("::1", None)`,
-/// `"*"` gives `("*", None)`.
-pub fn split_listen_addr(entry: &str) -> (&str, Option<u16>) {
-    if let Some((host, tail)) = entry.strip_prefix('[').and_then(|r| r.split_once(']')) {
-        return (host, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
+/// One interface to listen on: a host and, optionally, a port of its own (replacing `-p`/`-U`
+/// for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// Where.
+    pub host: ListenHost,
+    /// Its own port, if the item named one.
+    pub port: Option<u16>,
+    /// The host as the item wrote it (IPv6 in brackets), for reports.
+    text: String,
+}
+
+/// The host of a [`ListenAddr`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenHost {
+    /// `*`: every IPv4 interface.
+    Any,
+    /// An address literal.
+    Ip(IpAddr),
+    /// A name, resolved when the server binds.
+    Name(String),
+}
+
+impl ListenAddr {
+    /// An address literal with no port of its own.
+    pub fn ip(ip: impl Into<IpAddr>) -> ListenAddr {
+        let ip = ip.into();
+        let text = match ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        ListenAddr {
+            host: ListenHost::Ip(ip),
+            port: None,
+            text,
+        }
     }
-    match entry.split_once(':') {
-        Some((host, port)) => (host, port.parse().ok()),
-        None => (entry, None),
+
+    /// The host as a name or literal to bind (`*` is `0.0.0.0`, IPv6 without brackets).
+    pub fn bind_host(&self) -> String {
+        match &self.host {
+            ListenHost::Any => Ipv4Addr::UNSPECIFIED.to_string(),
+            ListenHost::Ip(ip) => ip.to_string(),
+            ListenHost::Name(name) => name.clone(),
+        }
+    }
+}
+
+/// The item as memcached's `stats settings` shows it: `*`, `10.0.0.1`, `[::1]:11311`,
+/// `localhost:0`.
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)?;
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Compares with the item's text (what tests and reports show).
+impl PartialEq<&str> for ListenAddr {
+    fn eq(&self, other: &&str) -> bool {
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        other.strip_prefix(self.text.as_str()) == Some(port.as_str())
     }
 }
 
@@ -27,7 +83,7 @@ pub(super) fn listen_entry(
     spec: &str,
     resolve: bool,
     notes: &mut Vec<String>,
-) -> Result<String, ConfigError> {
+) -> Result<ListenAddr, ConfigError> {
     let mut p = spec;
     if p.starts_with("notls:") {
         // TLS is never on here (-Z is refused).
@@ -96,13 +152,17 @@ pub(super) fn listen_entry(
             }
         }
     }
-    let host = if host.contains(':') {
+    let text = if host.contains(':') {
         format!("[{host}]")
     } else {
         host.to_string()
     };
-    Ok(match port {
-        Some(port) => format!("{host}:{port}"),
-        None => host,
-    })
+    let host = match host {
+        "*" => ListenHost::Any,
+        _ => match host.parse::<IpAddr>() {
+            Ok(ip) => ListenHost::Ip(ip),
+            Err(_) => ListenHost::Name(host.to_string()),
+        },
+    };
+    Ok(ListenAddr { host, port, text })
 }

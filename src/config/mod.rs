@@ -29,7 +29,7 @@ mod usage;
 mod values;
 
 use getopt::{Arg, Getopt};
-pub use listen::split_listen_addr;
+pub use listen::{ListenAddr, ListenHost};
 use parser::Parser;
 
 /// memcached's slab page size; fixed in 1.6 (large items are chained, pages do not grow).
@@ -60,8 +60,8 @@ pub struct Config {
     /// `-l`: interfaces to listen on (default `127.0.0.1`, unlike memcached's all interfaces).
     /// Each entry is `HOST` or `HOST:PORT` (an explicit port replaces `-p`/`-U` for that
     /// interface); IPv6 literals are bracketed (`[::1]`, `[::1]:11311`) and `*` means all
-    /// interfaces. [`split_listen_addr`] takes an entry apart.
-    pub listen: Vec<String>,
+    /// interfaces.
+    pub listen: Vec<ListenAddr>,
     /// `-U`: UDP port (0 = off, the default).
     pub udp_port: u16,
     /// `-s`: unix socket path; when set, TCP and UDP are off as in memcached.
@@ -137,11 +137,19 @@ pub struct Config {
     pub ignored: Vec<String>,
 }
 
+impl Config {
+    /// The `-l` items as memcached shows them, comma-separated.
+    pub fn listen_list(&self) -> String {
+        let items: Vec<String> = self.listen.iter().map(ToString::to_string).collect();
+        items.join(",")
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             port: 11211,
-            listen: vec!["127.0.0.1".to_string()],
+            listen: vec![ListenAddr::ip(std::net::Ipv4Addr::LOCALHOST)],
             udp_port: 0,
             unix_socket: None,
             unix_mask: 0o700,

@@ -577,16 +577,32 @@ fn listen_errors() {
 }
 
 #[test]
-fn split_listen_entries() {
+fn listen_entries_are_typed_hosts_and_ports() {
+    let one = |spec: &str| run(&["-l", spec]).listen.remove(0);
+    let ip = |s: &str| ListenHost::Ip(s.parse().unwrap());
+    let cases = [
+        ("10.0.0.1:11311", ip("10.0.0.1"), Some(11311), "10.0.0.1"),
+        ("10.0.0.1", ip("10.0.0.1"), None, "10.0.0.1"),
+        ("[::1]", ip("::1"), None, "::1"),
+        ("::1", ip("::1"), None, "::1"),
+        ("[::1]:5", ip("::1"), Some(5), "::1"),
+        ("*", ListenHost::Any, None, "0.0.0.0"),
+        (
+            "localhost:7",
+            ListenHost::Name("localhost".into()),
+            Some(7),
+            "localhost",
+        ),
+    ];
+    for (spec, host, port, bind) in cases {
+        let addr = one(spec);
+        assert_eq!((&addr.host, addr.port), (&host, port), "{spec}");
+        assert_eq!(addr.bind_host(), bind, "{spec}");
+    }
     assert_eq!(
-        split_listen_addr("10.0.0.1:11311"),
-        ("10.0.0.1", Some(11311))
+        run(&["-l", "0:0::1,[::1]:5,*"]).listen_list(),
+        "[0:0::1],[::1]:5,*"
     );
-    assert_eq!(split_listen_addr("10.0.0.1"), ("10.0.0.1", None));
-    assert_eq!(split_listen_addr("[::1]"), ("::1", None));
-    assert_eq!(split_listen_addr("[::1]:5"), ("::1", Some(5)));
-    assert_eq!(split_listen_addr("*"), ("*", None));
-    assert_eq!(split_listen_addr("localhost:7"), ("localhost", Some(7)));
 }
 
 #[test]

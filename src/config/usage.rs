@@ -104,7 +104,7 @@ ratecached:
         port = d.port,
         udp = d.udp_port,
         mask = d.unix_mask,
-        listen = d.listen.join(","),
+        listen = d.listen_list(),
         mem = d.memory_limit / (1024 * 1024),
         conns = d.max_connections,
         factor = d.factor,

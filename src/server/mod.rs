@@ -284,9 +284,8 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         )));
     } else if ctx.config.port != 0 {
         for entry in &ctx.config.listen {
-            let (host, port) = crate::config::split_listen_addr(entry);
-            let host = if host == "*" { "0.0.0.0" } else { host };
-            for addr in tokio::net::lookup_host((host, port.unwrap_or(ctx.config.port))).await? {
+            let port = entry.port.unwrap_or(ctx.config.port);
+            for addr in tokio::net::lookup_host((entry.bind_host(), port)).await? {
                 let socket = if addr.is_ipv4() {
                     TcpSocket::new_v4()?
                 } else {
@@ -310,9 +309,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
     if ctx.config.udp_port != 0 && ctx.config.unix_socket.is_none() {
         for entry in &ctx.config.listen {
-            let (host, _) = crate::config::split_listen_addr(entry);
-            let host = if host == "*" { "0.0.0.0" } else { host };
-            for addr in tokio::net::lookup_host((host, ctx.config.udp_port)).await? {
+            for addr in tokio::net::lookup_host((entry.bind_host(), ctx.config.udp_port)).await? {
                 let socket = tokio::net::UdpSocket::bind(addr).await?;
                 tracing::info!("listening on udp {addr}");
                 tasks.push(tokio::spawn(udp::serve_udp(socket, ctx.clone())));

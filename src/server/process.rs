@@ -155,6 +155,7 @@ fn raise_nofile(cfg: &Config) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ListenAddr;
 
     const INF: u64 = u64::MAX;
 
@@ -249,11 +250,12 @@ mod tests {
     #[test]
     fn headroom_grows_with_the_listen_entries() {
         let mut cfg = Config {
-            listen: vec!["127.0.0.1".into()],
+            listen: vec![ListenAddr::ip(std::net::Ipv4Addr::LOCALHOST)],
             ..Config::default()
         };
         let one = fd_headroom(&cfg);
-        cfg.listen.push("::1".into());
+        cfg.listen
+            .push(ListenAddr::ip(std::net::Ipv6Addr::LOCALHOST));
         assert!(fd_headroom(&cfg) > one);
         assert!(one > RESERVED_FDS);
     }
