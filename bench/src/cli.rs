@@ -137,15 +137,41 @@ pub struct Config {
     pub cli: Cli,
 }
 
+/// What `--help` or `--version` asks to print (to stdout, exit status 0), or why the command
+/// line is wrong (to stderr, exit status 64).
+#[derive(Debug, PartialEq, Eq)]
+pub enum CliStop {
+    /// `--help`, `-V`: the text to print.
+    Print(String),
+    /// A usage error.
+    Usage(String),
+}
+
+impl From<String> for CliStop {
+    fn from(e: String) -> CliStop {
+        CliStop::Usage(e)
+    }
+}
+
+impl From<&str> for CliStop {
+    fn from(e: &str) -> CliStop {
+        CliStop::Usage(e.to_string())
+    }
+}
+
 /// Parses `args` (program name first).
-pub fn parse<I, T>(args: I) -> Result<Config, String>
+pub fn parse<I, T>(args: I) -> Result<Config, CliStop>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let m = Cli::command()
-        .try_get_matches_from(args)
-        .map_err(|e| e.to_string())?;
+    let m = Cli::command().try_get_matches_from(args).map_err(|e| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => CliStop::Print(e.to_string()),
+            _ => CliStop::Usage(e.to_string()),
+        }
+    })?;
     let cli = Cli::from_arg_matches(&m).map_err(|e| e.to_string())?;
     let targets = targets(&m, &cli)?;
     let (set, get) = cli
@@ -286,6 +312,20 @@ fn targets(m: &ArgMatches, cli: &Cli) -> Result<Vec<Target>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_and_version_are_printed_and_usage_errors_are_not() {
+        let stop = |args: &[&str]| parse(args.iter().copied()).err().expect("no config");
+        let CliStop::Print(help) = stop(&["ratecache-bench", "--help"]) else {
+            panic!("--help is not a usage error")
+        };
+        assert!(help.contains("Usage") && help.contains("--pipeline"), "{help}");
+        let CliStop::Print(version) = stop(&["ratecache-bench", "-V"]) else {
+            panic!("-V is not a usage error")
+        };
+        assert!(version.starts_with("ratecache-bench "), "{version}");
+        assert!(matches!(stop(&["ratecache-bench", "--bogus"]), CliStop::Usage(_)));
+    }
 
     #[test]
     fn per_server_options_follow_their_server() {

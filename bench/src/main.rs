@@ -9,7 +9,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let cfg = match cli::parse(&args) {
         Ok(c) => c,
-        Err(e) => {
+        Err(cli::CliStop::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(cli::CliStop::Usage(e)) => {
             eprintln!("{e}");
             return ExitCode::from(64);
         }

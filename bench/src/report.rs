@@ -96,7 +96,7 @@ pub struct ServerResult {
     pub denied: u64,
     /// Measured seconds.
     pub elapsed_s: f64,
-    /// Throughput.
+    /// Throughput: requests answered correctly per second (errors excluded).
     pub ops_per_sec: f64,
     /// Latency.
     pub latency_us: Latency,

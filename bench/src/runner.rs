@@ -554,10 +554,11 @@ pub async fn run_target(target: &Target, load: &Load, base: &Spec) -> ServerResu
         allowed: tally.outcomes[4],
         denied: tally.outcomes[5],
         elapsed_s: elapsed.as_secs_f64(),
+        // A wrong or missing reply is not throughput.
         ops_per_sec: if elapsed.is_zero() {
             0.0
         } else {
-            tally.ops as f64 / elapsed.as_secs_f64()
+            tally.ops.saturating_sub(tally.errors) as f64 / elapsed.as_secs_f64()
         },
         latency_us: Latency {
             mean: h.mean() / 1000.0,

@@ -142,6 +142,7 @@ async fn error_lines_and_bad_verdicts_are_reported() {
     .await;
     let r = bench(&addr, Workload::Ratelimit, 50).await;
     assert_eq!((r.ops, r.errors, r.allowed), (50, 50, 0));
+    assert_eq!(r.ops_per_sec, 0.0, "wrong replies are not throughput");
     assert!(
         r.error_samples[0].contains("retry-after"),
         "{:?}",
