@@ -108,3 +108,19 @@ def pytest_binary(target):
     from conftest import binary_for
 
     return binary_for(target)
+
+
+@pytest.mark.ratecached_only
+def test_logs_into_a_pipe_carry_no_colour_codes(binary):
+    # stderr is a pipe here, as it is for a file or journald: no ANSI escapes.
+    proc = subprocess.Popen(
+        [binary, *ROOT_ARGS, "-U", "0", "-p", str(free_port()), "-vv"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        line = proc.stderr.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert b"listening on" in line, line
+    assert b"\x1b[" not in line, line

@@ -319,12 +319,18 @@ mod tests {
         let CliStop::Print(help) = stop(&["ratecache-bench", "--help"]) else {
             panic!("--help is not a usage error")
         };
-        assert!(help.contains("Usage") && help.contains("--pipeline"), "{help}");
+        assert!(
+            help.contains("Usage") && help.contains("--pipeline"),
+            "{help}"
+        );
         let CliStop::Print(version) = stop(&["ratecache-bench", "-V"]) else {
             panic!("-V is not a usage error")
         };
         assert!(version.starts_with("ratecache-bench "), "{version}");
-        assert!(matches!(stop(&["ratecache-bench", "--bogus"]), CliStop::Usage(_)));
+        assert!(matches!(
+            stop(&["ratecache-bench", "--bogus"]),
+            CliStop::Usage(_)
+        ));
     }
 
     #[test]
