@@ -124,3 +124,25 @@ def test_a_long_line_split_across_reads_is_read_whole(conn, lines, head, tail):
     assert conn.recv_exact(4 * lines) == b"MN\r\n" * lines
     time.sleep(0.2)
     assert conn.roundtrip(b"x" * tail + b"\r\nmn\r\n") == b"ERROR\r\nMN\r\n"
+
+
+@pytest.mark.parametrize("per_event", [2, 3, 20])
+def test_reqs_per_event_yields_to_other_connections_between_pipelined_requests(
+    make_server, per_event
+):
+    # -R: after about that many requests of one read a connection gives way (conn_yields),
+    # and every reply still comes, in order. (memcached's exact count depends on its state
+    # machine, one more or less; a batch shorter than -R never yields.)
+    srv = make_server("-R", str(per_event))
+    with srv.connect() as c, srv.connect() as watcher:
+        c.request(b"set k 0 0 1\r\nv\r\n")
+        before = int(watcher.stats()["conn_yields"])
+        c.send(b"".join(b"get k\r\nmg m%d v\r\n" % i for i in range(5)))
+        for _ in range(5):
+            assert c.recv_until(b"END\r\n") == b"VALUE k 0 1\r\nv\r\nEND\r\n"
+            assert c.recv_line() == b"EN\r\n"
+        yields = int(watcher.stats()["conn_yields"]) - before
+    if per_event < 10:
+        assert 10 // per_event - 2 <= yields <= 10 // per_event, yields
+    else:
+        assert yields == 0, yields

@@ -43,6 +43,8 @@ pub struct ServerStats {
     pub auth_errors: AtomicU64,
     /// Connections closed by `-o idle_timeout`.
     pub idle_kicks: AtomicU64,
+    /// Times a connection gave way to others after `-R` requests.
+    pub conn_yields: AtomicU64,
     /// `ratelimit` family commands.
     pub cmd_ratelimit: AtomicU64,
     /// Rate-limit requests allowed.
@@ -77,6 +79,7 @@ impl ServerStats {
             &self.auth_cmds,
             &self.auth_errors,
             &self.idle_kicks,
+            &self.conn_yields,
             &self.cmd_ratelimit,
             &self.ratelimit_allowed,
             &self.ratelimit_denied,
@@ -259,7 +262,7 @@ pub fn general(
             r(&s.time_in_listen_disabled_us),
         ),
         pair("threads", threads),
-        pair("conn_yields", 0),
+        pair("conn_yields", r(&s.conn_yields)),
         pair("hash_power_level", 16),
         pair("hash_bytes", 524288),
         pair("hash_is_expanding", 0),

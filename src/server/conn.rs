@@ -71,6 +71,9 @@ pub enum Stop {
     Flush,
     /// Send what is pending, then close.
     Close,
+    /// `-R` requests ran and more are buffered: send what is pending, let other
+    /// connections run, then go on (memcached's `conn_yields`).
+    Yield,
 }
 
 /// A connection's input: the bytes buffered and what the next request waits for.
@@ -84,6 +87,8 @@ pub struct Input {
     need: usize,
     /// The bytes awaited are a value, not a command line.
     in_value: bool,
+    /// Requests run before yielding to other connections (`-R`; 0: never yield).
+    pub yield_after: u32,
 }
 
 impl Input {
@@ -91,6 +96,7 @@ impl Input {
     /// returns whether any request completed (progress, for the idle timeout).
     pub fn execute<S: Session>(&mut self, s: &mut S, out: &mut Output) -> (Stop, bool) {
         let mut progressed = false;
+        let mut ran = 0;
         let stop = loop {
             if self.skip > 0 {
                 let n = self.skip.min(self.buf.len() as u64);
@@ -106,6 +112,9 @@ impl Input {
             if self.buf.is_empty() || self.buf.len() < self.need {
                 break Stop::Read;
             }
+            if ran == self.yield_after && ran > 0 {
+                break Stop::Yield;
+            }
             if out.capacity() == 0 {
                 out.set_buffer(take_buffer());
             }
@@ -116,6 +125,7 @@ impl Input {
                     self.need = 0;
                     self.in_value = false;
                     progressed = true;
+                    ran += 1;
                 }
                 Step::Incomplete { need, value } => {
                     debug_assert!(need > self.buf.len());
@@ -170,7 +180,10 @@ impl<'a, T: Transport> Conn<'a, T> {
         Conn {
             io,
             ctx,
-            input: Input::default(),
+            input: Input {
+                yield_after: ctx.config.reqs_per_event,
+                ..Input::default()
+            },
             out: Output::new(),
             progress: Instant::now(),
         }
@@ -195,6 +208,14 @@ impl<'a, T: Transport> Conn<'a, T> {
                     let _ = self.flush().await;
                     self.io.shutdown_write();
                     return;
+                }
+                Stop::Yield => {
+                    ServerStats::add(&self.ctx.stats.conn_yields, 1);
+                    if self.flush().await.is_err() {
+                        return;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
                 }
             }
             if self.flush().await.is_err() {
