@@ -46,6 +46,14 @@ def test_help_and_version_exit_zero(binary, target):
     assert b"1.6.18" in v.stdout
 
 
+@pytest.mark.ratecached_only
+def test_help_shows_the_rate_limit_commands_and_options(binary):
+    h = run(binary, "-h").stdout
+    for text in [b"ratelimit <key> <limit> <period>", b"ratelimit_all <n>", b"ml <key>",
+                 b"ratelimit_memory=<mb>", b"ratelimit_full=", b"docs/ratelimit.md"]:
+        assert text in h, text
+
+
 def test_unix_socket_serves(make_server, tmp_path, target):
     path = tmp_path / "mc.sock"
     proc = subprocess.Popen([pytest_binary(target), *ROOT_ARGS, "-s", str(path), "-a", "700"],

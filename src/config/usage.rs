@@ -99,6 +99,20 @@ pub(super) fn usage() -> String {
 
 ratecached:
 --policies=<file>         named rate-limit policies (TOML), reloaded on SIGHUP
+-o ratelimit_memory=<mb>  memory for rate-limit states, apart from -m and never
+                          evicted for cache items (default: {rl_mem})
+-o ratelimit_full=<how>   when that memory is full: evict (the state closest to
+                          full, default) or deny (refuse new subjects)
+-o ratelimit_snapshot=<s> also save rate-limit states to the -e file every <s>
+                          seconds, bounding what a crash loses (default: 0, off)
+
+rate-limit commands (docs/ratelimit.md):
+  ratelimit <key> <limit> <period> [<burst> [<cost>]] [gcra|fixed|sliding]
+            [peek|refund] [noreply]     -> ALLOWED|DENIED <capacity> <remaining>
+                                           <retry-after ms> <reset-after ms>
+  ratelimit <key> @<policy> [<cost>] [peek|refund] [noreply]
+  ratelimit_all <n> [peek] [noreply]    then <n> lines: <key> <limit> <period> ...
+  ml <key> R<limit> W<period> [B<burst>] [D<cost>] [flags]   (meta form)
 "#,
         version = version(),
         port = d.port,
@@ -116,5 +130,6 @@ ratecached:
         idle = d.idle_timeout,
         chunk = d.slab_chunk_max,
         page = d.slab_page_size,
+        rl_mem = d.ratelimit_memory >> 20,
     )
 }
