@@ -230,6 +230,11 @@ pub enum Request<'a> {
     },
     /// `version`
     Version,
+    /// `lru_crawler metadump all|hash|<class>[,<class>...]`: the items' metadata.
+    MetaDump {
+        /// The slab classes to list, bit `n` for class `n` (every bit for `all`).
+        classes: u64,
+    },
     /// `verbosity <level>`
     Verbosity {
         /// Level.

@@ -11,12 +11,18 @@ use super::Context;
 use crate::protocol::limits::{
     parse_limit_line, write_decision, write_meta_decision, MetaLimit, Target, MAX_LIMITS,
 };
-use crate::protocol::text::{write_number, write_reply, write_stat, write_value_header, Keys};
+use crate::protocol::text::{
+    write_metadump_line, write_number, write_reply, write_stat, write_value_header, Keys,
+};
 use crate::protocol::{Refusal, Reply, Request, StatsKind, StoreKind};
 use crate::ratelimit::{apply, apply_one, ApplyError, Decision, Limit, Mode, Verdict};
 use crate::stats::{self, PrefixOp, ServerStats};
 use crate::store::smallvec::SmallVec;
-use crate::store::{DeltaOutcome, StoreMode, StoreOutcome};
+use crate::store::{DeltaOutcome, DumpCursor, StoreMode, StoreOutcome};
+
+/// Item slots `lru_crawler metadump` walks between checks of the output's high-water mark
+/// (at most about 100 KB of lines).
+const METADUMP_SLOTS: usize = 1024;
 
 /// What the session must do after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +195,32 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
                 ctx.flush_all(i64::from(delay));
                 reply(out, Reply::Ok, noreply);
             }
+        }
+        Request::MetaDump { classes } => {
+            // The cursor holds where the dump goes on: the shard in the high bits, the slot
+            // within it in the low 40.
+            let mut at = DumpCursor {
+                shard: *cursor >> 40,
+                slot: *cursor & ((1 << 40) - 1),
+            };
+            loop {
+                if out.is_full() {
+                    *cursor = at.shard << 40 | at.slot;
+                    return Flow::Paused;
+                }
+                let listed = |class: u8| class < 64 && classes >> class & 1 == 1;
+                let next = store.metadump(at, METADUMP_SLOTS, |m| {
+                    if listed(m.class) {
+                        write_metadump_line(out, m);
+                    }
+                });
+                match next {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+            *cursor = 0;
+            write_reply(out, Reply::End);
         }
         Request::Version => {
             out.put_slice(b"VERSION ");

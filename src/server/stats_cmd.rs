@@ -5,6 +5,7 @@
 use crate::protocol::StatsKind;
 use crate::server::Context;
 use crate::stats::{self, Stat};
+use crate::store::{DumpCursor, Store};
 
 /// What a `stats` request shows once its side effects are done.
 #[derive(Debug)]
@@ -15,7 +16,7 @@ pub enum StatsReport {
     Dump(Vec<u8>),
     /// `stats reset` and `stats detail on|off` were done (text: `RESET` or `OK`).
     Done,
-    /// Nothing to list (`stats cachedump`: items are not kept by slab page here).
+    /// Nothing to list.
     Empty,
 }
 
@@ -82,8 +83,49 @@ pub fn run(ctx: &Context, kind: StatsKind) -> StatsReport {
             StatsReport::Done
         }
         StatsKind::DetailDump => StatsReport::Dump(ctx.stats.detail.dump()),
-        StatsKind::CacheDump(..) => StatsReport::Empty,
+        StatsKind::CacheDump(class, limit) => {
+            StatsReport::Dump(cachedump(&ctx.store, class, limit))
+        }
     }
+}
+
+/// Most bytes of a `stats cachedump` reply, `END` included (memcached's).
+const CACHEDUMP_MAX: usize = 2 * 1024 * 1024;
+
+/// `stats cachedump <class> <limit>`: an `ITEM <key> [<bytes> b; <exptime> s]` line for up to
+/// `limit` items of the class (0: no limit) within memcached's 2 MB, items with binary keys
+/// left out as memcached leaves them out.
+fn cachedump(store: &Store, class: u32, limit: u32) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut out = Vec::new();
+    let mut listed = 0u32;
+    let mut full = false;
+    let mut at = Some(DumpCursor::default());
+    while let Some(cursor) = at.filter(|_| !full) {
+        at = store.metadump(cursor, 4096, |m| {
+            if full || u32::from(m.class) != class || m.key_binary {
+                return;
+            }
+            let start = out.len();
+            out.extend_from_slice(b"ITEM ");
+            out.extend_from_slice(m.key);
+            let _ = write!(
+                out,
+                " [{} b; {} s]\r\n",
+                m.value_len,
+                m.exptime.unwrap_or(0)
+            );
+            // memcached stops before a line that would leave no room for `END\r\n\0`.
+            if out.len() + 6 > CACHEDUMP_MAX {
+                out.truncate(start);
+                full = true;
+                return;
+            }
+            listed += 1;
+            full = limit != 0 && listed == limit;
+        });
+    }
+    out
 }
 
 #[cfg(test)]

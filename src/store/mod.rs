@@ -10,6 +10,7 @@
 //! `wheel.rs` the structures under them.
 
 mod classic;
+mod dump;
 mod item;
 mod memory;
 mod meta;
@@ -30,6 +31,7 @@ use smallvec::SmallVec;
 
 use crate::clock::SharedClock;
 use crate::numeric;
+pub use dump::{DumpCursor, ItemMeta};
 pub use item::SharedValue;
 use memory::MemAccount;
 pub use meta::{MetaArith, MetaDelete, MetaGet, MetaItem};

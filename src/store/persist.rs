@@ -3,7 +3,32 @@
 
 use std::sync::atomic::Ordering;
 
+use super::shard::Item;
 use super::{Lookup, Store, StoreMode, StoreOptions, StoreOutcome, TIME_BASE};
+
+/// The store's time and flush watermark, fixed for one walk over its items.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LiveView {
+    now: u32,
+    flushed: u64,
+    base: u64,
+}
+
+impl LiveView {
+    /// Whether the item is neither expired nor flushed.
+    pub(super) fn shows(&self, it: &Item) -> bool {
+        !it.is_expired(self.now) && it.cas >= self.flushed
+    }
+
+    /// A relative time of the store as Unix seconds (0 stays 0: never).
+    pub(super) fn unix(&self, rel: u32) -> u64 {
+        if rel == 0 {
+            0
+        } else {
+            u64::from(rel) + self.base
+        }
+    }
+}
 
 /// A live item as a snapshot keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,32 +51,33 @@ impl Store {
     /// Calls `f` with every live item (not expired, not flushed), one shard at a time under
     /// its lock.
     pub fn for_each_item(&self, mut f: impl FnMut(&SavedItem<'_>)) {
-        let now = self.now();
-        self.check_flush(now);
-        let flushed = self.flushed_below.load(Ordering::Acquire);
-        let base = self
-            .clock
-            .origin_unix_secs()
-            .saturating_sub(u64::from(TIME_BASE));
+        let view = self.live_view();
         for lock in self.shards.iter() {
             let shard = lock.lock();
-            for it in shard.live_items() {
-                if it.is_expired(now) || it.cas < flushed {
-                    continue;
-                }
+            for it in shard.live_items().filter(|it| view.shows(it)) {
                 f(&SavedItem {
                     key: it.key(),
                     value: it.value(),
                     flags: it.flags,
-                    exptime: if it.exptime == 0 {
-                        0
-                    } else {
-                        u64::from(it.exptime) + base
-                    },
+                    exptime: view.unix(it.exptime),
                     cas: it.cas,
                     key_binary: it.key_binary(),
                 });
             }
+        }
+    }
+
+    /// What a walk over the items needs to tell live ones and absolute times.
+    pub(super) fn live_view(&self) -> LiveView {
+        let now = self.now();
+        self.check_flush(now);
+        LiveView {
+            now,
+            flushed: self.flushed_below.load(Ordering::Acquire),
+            base: self
+                .clock
+                .origin_unix_secs()
+                .saturating_sub(u64::from(TIME_BASE)),
         }
     }
 

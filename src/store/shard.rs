@@ -198,6 +198,18 @@ impl Shard {
         self.items.iter().filter(|it| it.is_live())
     }
 
+    /// The live items in slots `from..from + n`, and the slot after them (`None`: the end).
+    pub fn live_items_in(
+        &self,
+        from: usize,
+        n: usize,
+    ) -> (impl Iterator<Item = &Item>, Option<usize>) {
+        let end = from.saturating_add(n).min(self.items.len());
+        let items = self.items.get(from..end).unwrap_or_default();
+        let next = (end < self.items.len()).then_some(end);
+        (items.iter().filter(|it| it.is_live()), next)
+    }
+
     /// Per-class state, indexed by class id (index 0 unused).
     pub fn classes(&self) -> &[ClassState] {
         &self.classes

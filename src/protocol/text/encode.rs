@@ -80,6 +80,29 @@ pub fn write_stat(out: &mut BytesMut, name: impl Display, value: impl Display) {
     let _ = write!(w, "STAT {name} {value}\r\n");
 }
 
+/// Appends one `lru_crawler metadump` line (memcached's format, `\n`-terminated): the key
+/// URI-encoded, `exp=-1` for no expiry, times in Unix seconds.
+pub fn write_metadump_line(out: &mut BytesMut, m: &crate::store::ItemMeta<'_>) {
+    out.put_slice(b"key=");
+    for &b in m.key {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.put_u8(b);
+        } else {
+            let _ = write!(out.writer(), "%{b:02X}");
+        }
+    }
+    let exp = m.exptime.map_or(-1, |e| e as i64);
+    let fetch = if m.fetched { "yes" } else { "no" };
+    let _ = writeln!(
+        out.writer(),
+        " exp={exp} la={} cas={} fetch={fetch} cls={} size={}",
+        m.last_access,
+        m.cas,
+        m.class,
+        m.size
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

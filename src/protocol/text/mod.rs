@@ -9,7 +9,9 @@ mod encode;
 mod tokens;
 
 pub use decode::{batch_keys, decode, BatchKeys};
-pub use encode::{write_number, write_reply, write_stat, write_value, write_value_header};
+pub use encode::{
+    write_metadump_line, write_number, write_reply, write_stat, write_value, write_value_header,
+};
 pub use tokens::Keys;
 
 use super::{Reply, Request, StatsKind, StoreKind, KEY_MAX_LENGTH};
@@ -362,11 +364,31 @@ fn parse_slabs<'a>(t: &Tokens<'a>) -> Request<'a> {
     ERROR
 }
 
+/// The classes `lru_crawler metadump` names: `all` or `hash` (every class) or a comma list of
+/// class ids 1 to 63 (memcached's MAX_NUMBER_OF_SLAB_CLASSES - 1).
+fn metadump_classes(arg: &[u8]) -> Option<u64> {
+    if arg == b"all" || arg == b"hash" {
+        return Some(u64::MAX);
+    }
+    let mut classes = 0u64;
+    for id in arg.split(|&b| b == b',').filter(|id| !id.is_empty()) {
+        let id: u32 = std::str::from_utf8(id).ok()?.parse().ok()?;
+        if !(1..64).contains(&id) {
+            return None;
+        }
+        classes |= 1 << id;
+    }
+    Some(classes)
+}
+
 fn parse_lru_crawler<'a>(t: &Tokens<'a>) -> Request<'a> {
     let n = t.ntokens();
     match (n, t.get(1)) {
         (4, b"crawl") => reply(Reply::Ok, false),
-        (4, b"metadump") => reply(Reply::Line("ERROR metadump not allowed"), false),
+        (4, b"metadump") => match metadump_classes(t.get(2)) {
+            Some(classes) => Request::MetaDump { classes },
+            None => reply(Reply::Line("BADCLASS invalid class id"), false),
+        },
         (4, b"tocrawl") => match parse_u32_truncating(t.get(2)) {
             Some(_) => reply(Reply::Ok, false),
             None => reply(BAD_FORMAT, false),
