@@ -480,6 +480,5 @@ fn stats_command(ctx: &Context, kind: StatsKind, out: &mut BytesMut) {
         }
         StatsReport::Done if kind == StatsKind::Reset => write_reply(out, Reply::Reset),
         StatsReport::Done => write_reply(out, Reply::Ok),
-        StatsReport::Empty => write_reply(out, Reply::End),
     }
 }

@@ -12,12 +12,10 @@ use crate::store::{DumpCursor, Store};
 pub enum StatsReport {
     /// Name/value pairs (text: `STAT` lines and `END`; binary: one packet each and a last one).
     Pairs(Vec<Stat>),
-    /// `stats detail dump`: the dump's lines.
+    /// `stats detail dump` and `stats cachedump`: their lines.
     Dump(Vec<u8>),
     /// `stats reset` and `stats detail on|off` were done (text: `RESET` or `OK`).
     Done,
-    /// Nothing to list.
-    Empty,
 }
 
 /// The binary `stat` key as memcached's `process_bin_stat` matches it: empty for the general

@@ -296,7 +296,7 @@ fn stat(ctx: &Context, h: &Header, key: &[u8], out: &mut BytesMut) {
             dump.extend_from_slice(b"END\r\n");
             write_stat(out, h, b"detailed", &dump);
         }
-        StatsReport::Done | StatsReport::Empty => {}
+        StatsReport::Done => {}
     }
     write_stat(out, h, &[], &[]);
 }
