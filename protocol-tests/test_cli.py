@@ -132,3 +132,50 @@ def test_logs_into_a_pipe_carry_no_colour_codes(binary):
         proc.wait(timeout=10)
     assert b"listening on" in line, line
     assert b"\x1b[" not in line, line
+
+
+@pytest.mark.ratecached_only
+def test_the_verbosity_command_changes_what_is_logged(binary, tmp_path):
+    # A debug line comes every second (the periodic rate-limit snapshot), shown from -vv on.
+    import select
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, *ROOT_ARGS, "-U", "0", "-p", str(port), "-e", str(tmp_path / "mem"),
+         "-o", "ratelimit_snapshot=1"],
+        stderr=subprocess.PIPE,
+    )
+
+    def logged_within(seconds):
+        got = b""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stderr], [], [], 0.1)
+            if ready:
+                chunk = os.read(proc.stderr.fileno(), 65536)
+                if not chunk:
+                    break
+                got += chunk
+        return got
+
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.05)
+        with s:
+            assert b"saved" not in logged_within(2.5)
+            s.sendall(b"verbosity 2\r\n")
+            assert s.recv(100) == b"OK\r\n"
+            assert b"saved 0 rate-limit states" in logged_within(2.5)
+            s.sendall(b"verbosity 0\r\n")
+            assert s.recv(100) == b"OK\r\n"
+            logged_within(0.5)  # a line already on its way
+            assert b"saved" not in logged_within(2.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

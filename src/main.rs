@@ -4,6 +4,28 @@ use std::process::ExitCode;
 
 use ratecache::config::{self, Action};
 
+/// Logs to stderr at the level of `-v` (or `RUST_LOG`), changeable at run time by the
+/// `verbosity` command.
+fn init_logging(verbosity: u32) {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| ratecache::logging::filter_of(verbosity).into());
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colour codes only for a person at a terminal, never into files or journald.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .init();
+    ratecache::logging::install(move |v| {
+        let _ = handle.reload(EnvFilter::new(ratecache::logging::filter_of(v)));
+    });
+}
+
 fn main() -> ExitCode {
     let cfg = match config::parse(std::env::args_os().skip(1)) {
         Ok(Action::Run(cfg)) => *cfg,
@@ -16,20 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let level = match cfg.verbosity {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never into files or journald.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging(u32::from(cfg.verbosity));
     for note in &cfg.ignored {
         tracing::info!("{note}");
     }

@@ -229,6 +229,7 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
         }
         Request::Verbosity { level, noreply } => {
             ctx.stats.verbosity.store(level.min(2), Ordering::Relaxed);
+            crate::logging::set_verbosity(level);
             reply(out, Reply::Ok, noreply);
         }
         Request::CacheMemlimit { megabytes, noreply } => {
