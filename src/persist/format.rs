@@ -36,22 +36,8 @@ pub struct Header {
     pub seeds: [u64; 8],
 }
 
-/// A cache item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ItemRecord<'a> {
-    /// The key.
-    pub key: &'a [u8],
-    /// The value.
-    pub value: &'a [u8],
-    /// Client flags.
-    pub flags: u32,
-    /// Absolute expiry in Unix seconds (0: never).
-    pub exptime: u64,
-    /// Cas unique.
-    pub cas: u64,
-    /// Stored with a base64 meta key.
-    pub key_binary: bool,
-}
+/// A cache item: the store's own record of a live item, written and read field by field.
+pub use crate::store::SavedItem as ItemRecord;
 
 /// A rate-limit state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,11 +14,11 @@ pub mod format;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use format::{FormatError, Header, ItemRecord, Snapshot, StateRecord, Writer};
+use format::{FormatError, Header, Snapshot, StateRecord, Writer};
 
 use crate::limiter::{Ident, Limiter, NEVER};
 use crate::ratelimit::{State, Tat};
-use crate::store::{SavedItem, Store};
+use crate::store::Store;
 
 /// Nanoseconds since the Unix epoch now.
 pub fn wall_now_ns() -> u64 {
@@ -64,14 +64,7 @@ pub fn save(
     if items {
         store.for_each_item(|it| {
             if result.is_ok() {
-                result = w.item(&ItemRecord {
-                    key: it.key,
-                    value: it.value,
-                    flags: it.flags,
-                    exptime: it.exptime,
-                    cas: it.cas,
-                    key_binary: it.key_binary,
-                });
+                result = w.item(it);
                 counts.items += 1;
             }
         });
@@ -133,15 +126,7 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot<'_>, LoadError> {
 pub fn restore(snap: &Snapshot<'_>, store: &Store, limiter: &Limiter, wall_ns: u64) -> Counts {
     let mut counts = Counts::default();
     for it in &snap.items {
-        let saved = SavedItem {
-            key: it.key,
-            value: it.value,
-            flags: it.flags,
-            exptime: it.exptime,
-            cas: it.cas,
-            key_binary: it.key_binary,
-        };
-        if store.restore_item(&saved) {
+        if store.restore_item(it) {
             counts.items += 1;
         }
     }
