@@ -11,6 +11,16 @@ from helpers import free_port
 ROOT_ARGS = ["-u", "root"] if os.geteuid() == 0 else []
 
 
+def connect_when_listening(port, deadline, failure):
+    """A connection to `port`, retried while it is refused until `deadline` (monotonic)."""
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=5)
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, failure
+            time.sleep(0.05)
+
+
 def run(binary, *args, timeout=5):
     return subprocess.run([binary, *ROOT_ARGS, "-U", "0", *args], capture_output=True, timeout=timeout)
 
@@ -87,14 +97,7 @@ def test_daemonize_writes_pid_file(binary, tmp_path):
         time.sleep(0.05)
     pid = int(pidfile.read_text().strip())
     try:
-        while True:
-            try:
-                s = socket.create_connection(("127.0.0.1", port), timeout=5)
-                break
-            except ConnectionRefusedError:
-                assert time.monotonic() < deadline, "the daemon never listened"
-                time.sleep(0.05)
-        with s:
+        with connect_when_listening(port, deadline, "the daemon never listened") as s:
             s.sendall(b"version\r\n")
             assert s.recv(100).startswith(b"VERSION ")
     finally:
@@ -159,15 +162,7 @@ def test_the_verbosity_command_changes_what_is_logged(binary, tmp_path):
         return got
 
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                s = socket.create_connection(("127.0.0.1", port), timeout=5)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.05)
-        with s:
+        with connect_when_listening(port, time.monotonic() + 10, "server did not start") as s:
             assert b"saved" not in logged_within(2.5)
             s.sendall(b"verbosity 2\r\n")
             assert s.recv(100) == b"OK\r\n"
