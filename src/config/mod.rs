@@ -131,6 +131,8 @@ pub struct Config {
     /// `-o ratelimit_full=evict|deny`: when the rate-limit memory is full, evict the state
     /// closest to full (true, the default) or refuse new subjects.
     pub ratelimit_evict: bool,
+    /// `-X`: refuse `stats cachedump` and `lru_crawler metadump`.
+    pub disable_dumping: bool,
     /// `--policies FILE`: named rate-limit policies (TOML), reloaded on SIGHUP.
     pub policies: Option<PathBuf>,
     /// `--ratelimit-prefix PREFIX` (`-o ratelimit_prefix`): keys that begin with it are
@@ -185,6 +187,7 @@ impl Default for Config {
             ratelimit_snapshot: 0,
             ratelimit_memory: 64 << 20,
             ratelimit_evict: true,
+            disable_dumping: false,
             policies: None,
             ratelimit_prefix: None,
             ignored: Vec::new(),

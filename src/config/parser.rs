@@ -149,7 +149,7 @@ impl Parser {
             }
             'r' => self.ignore("-r (--enable-coredumps)"),
             'k' => self.ignore("-k (--lock-memory)"),
-            'X' => self.ignore("-X (--disable-dumping)"),
+            'X' => cfg.disable_dumping = true,
             'W' => self.ignore("-W (--disable-watch)"),
             'e' => cfg.memory_file = Some(v.into()),
             'N' => {

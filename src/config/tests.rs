@@ -433,11 +433,12 @@ fn delimiter_turns_on_detail_stats() {
 fn flags_without_effect_are_noted() {
     let cfg = run(&["-r", "-k", "-L", "-X", "-W", "-e", "/dev/shm/m", "-N", "2"]);
     assert!(cfg.large_pages);
+    assert!(cfg.disable_dumping);
     assert_eq!(
         cfg.memory_file.as_deref(),
         Some(std::path::Path::new("/dev/shm/m"))
     );
-    for flag in ["-r ", "-k ", "-L ", "-X ", "-W ", "-N "] {
+    for flag in ["-r ", "-k ", "-L ", "-W ", "-N "] {
         assert!(
             has_note(&cfg, flag),
             "{flag} not noted in {:?}",

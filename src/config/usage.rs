@@ -79,7 +79,7 @@ pub(super) fn usage() -> String {
                           (default: 1m, min: 1k, max: 1024m)
 -S, --enable-sasl         turn on Sasl authentication
 -F, --disable-flush-all   disable flush_all command
--X, --disable-dumping     disable stats cachedump and lru_crawler metadump (ignored)
+-X, --disable-dumping     disable stats cachedump and lru_crawler metadump
 -W, --disable-watch       disable watch commands (live logging) (ignored)
 -Y, --auth-file=<file>    (EXPERIMENTAL) enable ASCII protocol authentication. format:
                           user:pass\nuser2:pass2\n

@@ -236,6 +236,9 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
                 reply(out, Reply::Ok, noreply);
             }
         }
+        Request::MetaDump { .. } if ctx.config.disable_dumping => {
+            write_reply(out, Reply::Line("ERROR metadump not allowed"))
+        }
         Request::MetaDump { classes } => {
             // The cursor holds where the dump goes on: the shard in the high bits, the slot
             // within it in the low 40.
@@ -513,6 +516,9 @@ fn write_stats(out: &mut BytesMut, pairs: &[stats::Stat]) {
 }
 
 fn stats_command(ctx: &Context, kind: StatsKind, out: &mut BytesMut) {
+    if matches!(kind, StatsKind::CacheDump(..)) && ctx.config.disable_dumping {
+        return write_reply(out, Reply::ClientError("stats cachedump not allowed"));
+    }
     match stats_cmd::run(ctx, kind) {
         StatsReport::Pairs(pairs) => write_stats(out, &pairs),
         StatsReport::Dump(dump) => {
