@@ -55,10 +55,15 @@ pub(super) const LONG_OPTS: &[(&str, HasArg, char)] = &[
     ("napi-ids", HasArg::Required, 'N'),
     // ratecached's own options (long form only).
     ("policies", HasArg::Required, POLICIES),
+    ("ratelimit-prefix", HasArg::Required, RATELIMIT_PREFIX),
 ];
 
 /// Option letter of `--policies` (it has no short form).
 pub(super) const POLICIES: char = '\u{1}';
+/// ratecached's own options, which have no short form.
+pub(super) const OWN_OPTS: [char; 2] = [POLICIES, RATELIMIT_PREFIX];
+/// Option letter of `--ratelimit-prefix` (it has no short form).
+pub(super) const RATELIMIT_PREFIX: char = '\u{2}';
 
 /// One command line element as getopt returns it.
 #[derive(Debug, PartialEq, Eq)]
@@ -119,7 +124,7 @@ impl Getopt {
                 // accepts keeps its meaning.
                 let found: Vec<_> = LONG_OPTS
                     .iter()
-                    .filter(|o| o.2 != POLICIES && o.0.starts_with(name))
+                    .filter(|o| !OWN_OPTS.contains(&o.2) && o.0.starts_with(name))
                     .collect();
                 match found.as_slice() {
                     [] => return Err(err(format!("unrecognized option '--{body}'"))),

@@ -133,6 +133,9 @@ pub struct Config {
     pub ratelimit_evict: bool,
     /// `--policies FILE`: named rate-limit policies (TOML), reloaded on SIGHUP.
     pub policies: Option<PathBuf>,
+    /// `--ratelimit-prefix PREFIX` (`-o ratelimit_prefix`): keys that begin with it are
+    /// decision keys, decided by every retrieval command (off by default).
+    pub ratelimit_prefix: Option<Vec<u8>>,
     /// Flags and `-o` options accepted for compatibility but without effect, for `-v`.
     pub ignored: Vec<String>,
 }
@@ -183,6 +186,7 @@ impl Default for Config {
             ratelimit_memory: 64 << 20,
             ratelimit_evict: true,
             policies: None,
+            ratelimit_prefix: None,
             ignored: Vec::new(),
         }
     }

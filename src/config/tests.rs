@@ -1,6 +1,6 @@
 //! Tests of the command line: memcached's flags, errors and cross-checks, and ratecached's own.
 
-use super::getopt::{LONG_OPTS, POLICIES};
+use super::getopt::{LONG_OPTS, OWN_OPTS};
 use super::suboptions::{CHECKED_SUBOPTS, INERT_SUBOPTS, NUMERIC_SUBOPTS};
 use super::*;
 
@@ -316,7 +316,7 @@ fn help_version_and_license() {
     assert!(help.starts_with("ratecached 0.1.0 (memcached 1.6.18 compatible)\n-p, --port"));
     assert!(help.contains("(default: 127.0.0.1, loopback only;"));
     assert!(help.contains("(default: 11211)"));
-    for (long, _, short) in LONG_OPTS.iter().filter(|o| o.2 != POLICIES) {
+    for (long, _, short) in LONG_OPTS.iter().filter(|o| !OWN_OPTS.contains(&o.2)) {
         assert!(
             help.contains(&format!("-{short}, --{long}")),
             "{long} missing from help"
@@ -874,5 +874,19 @@ mod ratecache_options {
             cfg.policies.as_deref(),
             Some(std::path::Path::new("p.toml"))
         );
+    }
+
+    #[test]
+    fn ratelimit_prefix_is_off_by_default_and_set_by_either_spelling() {
+        assert_eq!(run(&[]).ratelimit_prefix, None);
+        let long = run(&["--ratelimit-prefix", "rl:"]).ratelimit_prefix;
+        assert_eq!(long.as_deref(), Some(&b"rl:"[..]));
+        let sub = run(&["-o", "ratelimit_prefix=_limit/"]).ratelimit_prefix;
+        assert_eq!(sub.as_deref(), Some(&b"_limit/"[..]));
+        for bad in ["", "a b", "\x01", &"p".repeat(65)] {
+            let msg = fail(&["--ratelimit-prefix", bad]);
+            assert!(msg.contains("ratelimit_prefix must be"), "{bad:?}: {msg}");
+        }
+        assert!(fail(&["-o", "ratelimit_prefix"]).contains("Missing ratelimit_prefix"));
     }
 }

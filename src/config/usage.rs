@@ -99,6 +99,9 @@ pub(super) fn usage() -> String {
 
 ratecached:
 --policies=<file>         named rate-limit policies (TOML), reloaded on SIGHUP
+--ratelimit-prefix=<p>    keys beginning with <p> are decisions: any get of
+                          <p><limit>/<period>[/<burst>][/<alg>]/<subject> or
+                          <p><policy>/<subject> decides (also -o ratelimit_prefix)
 -o ratelimit_memory=<mb>  memory for rate-limit states, apart from -m and never
                           evicted for cache items (default: {rl_mem})
 -o ratelimit_full=<how>   when that memory is full: evict (the state closest to

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::{BufMut, BytesMut};
 
+use super::decision;
 use super::output::Output;
 use super::stats_cmd::{self, StatsReport};
 use super::Context;
@@ -67,6 +68,12 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
     match req {
         Request::Get { cas, touch, keys } => {
             let list = keys.rest();
+            if *cursor == 0 {
+                if let Err(e) = decision::check_all(ctx, Keys::new(list)) {
+                    write_reply(out, e.reply());
+                    return Flow::Continue;
+                }
+            }
             let mut keys = Keys::new(&list[*cursor..]);
             loop {
                 if out.is_full() {
@@ -74,6 +81,23 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
                     return Flow::Paused;
                 }
                 let Some(key) = keys.next() else { break };
+                if let Some(verdict) = decision::decide(ctx, key) {
+                    match verdict {
+                        Ok(line) => {
+                            let line = line.as_bytes();
+                            write_value_header(out, key, 0, line.len(), cas.then_some(0));
+                            out.put_slice(line);
+                            out.put_slice(b"\r\n");
+                        }
+                        Err(e) => {
+                            // Decisions already made stand; the rest of the line is not run.
+                            *cursor = 0;
+                            write_reply(out, e.reply());
+                            return Flow::Continue;
+                        }
+                    }
+                    continue;
+                }
                 let hit = store
                     .get(key, touch.map(i64::from), |it| {
                         write_value_header(
@@ -95,7 +119,9 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             write_reply(out, Reply::End);
         }
         Request::GetBadKey { touch, before } => {
-            for key in before {
+            // Keys before the bad one are fetched without replies; a decision key there is
+            // not decided (nobody would see its verdict).
+            for key in before.filter(|k| !decision::is_decision_key(ctx, k)) {
                 let hit = store.get(key, touch.map(i64::from), |_| ()).is_some();
                 if detail {
                     ctx.stats.detail.record(key, delim, PrefixOp::Get(hit));
@@ -113,6 +139,10 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             data,
             ..
         } => {
+            if decision::is_decision_key(ctx, key) {
+                reply(out, decision::READ_ONLY, noreply);
+                return Flow::Continue;
+            }
             let p = PendingStore {
                 kind,
                 flags,
@@ -128,6 +158,10 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             drop_existing,
             noreply,
         } => {
+            if decision::is_decision_key(ctx, &key) {
+                reply(out, decision::READ_ONLY, noreply);
+                return Flow::Continue;
+            }
             if detail {
                 ctx.stats.detail.record(&key, delim, PrefixOp::Set);
             }
@@ -148,12 +182,16 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             if detail {
                 ctx.stats.detail.record(key, delim, PrefixOp::Delete);
             }
-            let r = if delete_key(ctx, key) {
-                Reply::Deleted
-            } else {
-                Reply::NotFound
+            let r = match decision::reset(ctx, key) {
+                Some(Err(e)) => e.reply(),
+                Some(Ok(true)) => Reply::Deleted,
+                None if delete_key(ctx, key) => Reply::Deleted,
+                Some(Ok(false)) | None => Reply::NotFound,
             };
             reply(out, r, noreply);
+        }
+        Request::Arith { key, noreply, .. } if decision::is_decision_key(ctx, key) => {
+            reply(out, decision::READ_ONLY, noreply)
         }
         Request::Arith {
             key,
@@ -178,7 +216,9 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             exptime,
             noreply,
         } => {
-            let r = if store.touch(key, i64::from(exptime)) {
+            let r = if decision::is_decision_key(ctx, key) {
+                decision::READ_ONLY
+            } else if store.touch(key, i64::from(exptime)) {
                 Reply::Touched
             } else {
                 Reply::NotFound

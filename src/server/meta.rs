@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::{BufMut, BytesMut};
 
+use super::decision;
 use super::output::Output;
 use super::Context;
 use crate::protocol::meta::{opaque_too_long, put_echoes, put_key, MetaCmd, MetaRequest};
@@ -39,11 +40,67 @@ fn opaque_error(out: &mut BytesMut, start: usize) {
 
 /// Runs `mg`, `ms` (its value framed by the decoder), `md` or `ma`.
 pub fn execute(ctx: &Context, req: &MetaRequest<'_>, out: &mut Output) {
+    if decision::is_decision_key(ctx, &req.key) {
+        return decision_key(ctx, req, out);
+    }
     match req.cmd {
         MetaCmd::Get => meta_get(ctx, req, out),
         MetaCmd::Set => meta_set(ctx, req, out),
         MetaCmd::Delete => meta_delete(ctx, req, out),
         MetaCmd::Arith => meta_arith(ctx, req, out),
+    }
+}
+
+/// A meta command on a decision key: `mg` decides and always hits (flags 0, cas 0, no ttl,
+/// value the verdict line); `md` resets the subject; `ms` and `ma` are refused.
+fn decision_key(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
+    if req.tokens.iter().any(|t| opaque_too_long(t)) {
+        return write_reply(out, Reply::ClientError("opaque token too long"));
+    }
+    match req.cmd {
+        MetaCmd::Get => {}
+        MetaCmd::Delete => {
+            let code: &[u8] = match decision::reset(ctx, &req.key) {
+                Some(Ok(true)) if req.quiet => return,
+                Some(Ok(true)) => b"HD",
+                Some(Ok(false)) | None => b"NF",
+                Some(Err(e)) => return write_reply(out, e.reply()),
+            };
+            out.put_slice(code);
+            put_echoes(out, req);
+            return out.put_slice(b"\r\n");
+        }
+        MetaCmd::Set | MetaCmd::Arith => return write_reply(out, decision::READ_ONLY),
+    }
+    let line = match decision::decide(ctx, &req.key) {
+        Some(Ok(line)) => line,
+        Some(Err(e)) => return write_reply(out, e.reply()),
+        None => return write_reply(out, decision::DecisionError::BadKey.reply()),
+    };
+    let line = line.as_bytes();
+    if req.value {
+        out.put_slice(b"VA ");
+        out.put_slice(itoa::Buffer::new().format(line.len()).as_bytes());
+    } else {
+        out.put_slice(b"HD");
+    }
+    for tok in &req.tokens {
+        match tok[0] {
+            b's' => num(out, b's', line.len()),
+            b't' => ttl(out, None),
+            b'c' | b'f' | b'l' | b'h' => num(out, tok[0], 0),
+            b'O' => {
+                out.put_u8(b' ');
+                out.put_slice(tok);
+            }
+            b'k' => put_key(out, &req.key, req.base64),
+            _ => {}
+        }
+    }
+    out.put_slice(b"\r\n");
+    if req.value {
+        out.put_slice(line);
+        out.put_slice(b"\r\n");
     }
 }
 

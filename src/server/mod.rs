@@ -7,6 +7,7 @@ pub mod binary;
 pub mod conn;
 #[cfg(test)]
 mod conn_tests;
+pub mod decision;
 pub mod dispatch;
 pub mod lifecycle;
 pub mod listener;

@@ -1,7 +1,7 @@
 //! Runs decoded binary-protocol requests against the store and writes memcached's response
 //! packets: statuses, quiet rules, bodies.
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 
 use super::sasl::Sasl;
 use crate::protocol::binary::{
@@ -10,6 +10,7 @@ use crate::protocol::binary::{
 };
 use crate::protocol::{Refusal, StatsKind};
 use crate::ratelimit::{ApplyError, Limit};
+use crate::server::decision;
 use crate::server::dispatch::Flow;
 use crate::server::output::Output;
 use crate::server::stats_cmd::{self, StatsReport};
@@ -25,6 +26,30 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sas
     let delim = ctx.config.prefix_delimiter;
     let store = &ctx.store;
     match req.command {
+        Command::Get { key, with_key } | Command::Gat { key, with_key, .. }
+            if decision::is_decision_key(ctx, key) =>
+        {
+            decide(ctx, h, key, with_key, out)
+        }
+        Command::Touch { key, .. }
+        | Command::Store { key, .. }
+        | Command::StoreRefused { key, .. }
+        | Command::Arith { key, .. }
+            if decision::is_decision_key(ctx, key) =>
+        {
+            let (st, msg) = decision::READ_ONLY_STATUS;
+            write_error_msg(out, h, st, msg)
+        }
+        Command::Delete { key } if decision::is_decision_key(ctx, key) => {
+            match decision::reset(ctx, key) {
+                Some(Ok(true)) => success_or_error(out, h, status::SUCCESS, 0, &[], quiet),
+                Some(Ok(false)) | None => write_error(out, h, status::KEY_ENOENT),
+                Some(Err(e)) => {
+                    let (st, msg) = e.status();
+                    write_error_msg(out, h, st, msg)
+                }
+            }
+        }
         Command::Get { key, with_key } => {
             let hit = store
                 .get(key, None, |it| {
@@ -191,6 +216,24 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sas
         }
     }
     Flow::Continue
+}
+
+/// A retrieval (GET, GAT and their quiet and key-returning forms) of a decision key: always a
+/// hit whose value is the verdict line (flags 0, cas 0), or an error.
+fn decide(ctx: &Context, h: &Header, key: &[u8], with_key: bool, out: &mut Output) {
+    match decision::decide(ctx, key) {
+        Some(Ok(line)) => {
+            let line = line.as_bytes();
+            let k = if with_key { key } else { &[] };
+            write_item_header(out, h, 0, 0, k, line.len());
+            out.put_slice(line);
+        }
+        Some(Err(e)) => {
+            let (st, msg) = e.status();
+            write_error_msg(out, h, st, msg)
+        }
+        None => write_error(out, h, status::KEY_ENOENT),
+    }
 }
 
 /// A success reply (unless quiet) with `value` as body, or the error `st`.
