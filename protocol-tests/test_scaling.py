@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
+from pymemcache.exceptions import MemcacheError
 
 from decisions import PREFIX, SERVER_FLAGS, assert_exact, decisions_on, holders, stats, verdict
 from helpers import HOST, _die_with_parent, free_port
@@ -214,6 +215,9 @@ def test_twemproxy_node_down_fails_its_subjects_only(nodes, twemproxy):
             assert allowed(c, key, fail_open=False) is False
         else:
             assert verdict(c.get(key))[:3] == ("DENIED", 2, 0)  # the others keep their state
+    # a multi-get that touches the dead node fails as a whole
+    with pytest.raises(MemcacheError):
+        c.get_many([f"{PREFIX}2/1h/{s}" for s in subjects])
 
 
 def test_twemproxy_and_pylibmc_ketama_weighted_share_subjects(nodes, twemproxy):
