@@ -335,6 +335,14 @@ def test_subject_hash_routes_every_spelling_of_a_subject_to_one_node(nodes):
         (holder,) = holders(nodes, s, 6, "1h")
         assert route.node_for(s) == (HOST, holder.port)
         homes.add(holder.port)
+        # a policy subject: the get form and `ratelimit <subject> @free <cost>` meet too
+        p = f"{s}/p"
+        assert verdict(hc.get(f"{PREFIX}free/{p}"))[:3] == ("ALLOWED", 3, 2)
+        assert verdict(route.ratelimit(f"{p} @free 2"))[:3] == ("ALLOWED", 3, 0)
+        assert verdict(hc.get(f"{PREFIX}free/{p}"))[:3] == ("DENIED", 3, 0)
+        # the policy reply's other lines were consumed: the next raw reply is its own
+        assert verdict(route.ratelimit(f"{p} @free 1 peek"))[:3] == ("DENIED", 3, 0)
+        assert verdict(route.ratelimit(f"{s} 6 1h peek"))[:3] == ("DENIED", 6, 0)
     assert len(homes) >= 2
 
 

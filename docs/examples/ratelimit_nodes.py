@@ -75,13 +75,18 @@ class RateLimitNodes:
         return self._clients[self._hasher.get_node(key)].server
 
     def ratelimit(self, args, route_key=None):
-        """Send `ratelimit <args>` (e.g. "api:u42 100 60s 10 5") and return the reply line.
+        """Send `ratelimit <args>` ("api:u42 100 60s 10 5", "api:u42 @free 5"; not noreply)
+        and return the verdict line, as the `get` form's value (for a policy: the overall line;
+        the per-limit lines and END that follow it are read and dropped).
 
         route_key: the key the `get` form uses for this subject (with the default hasher the
         whole decision key is hashed); defaults to the subject, right for SubjectHash."""
         key = route_key if route_key is not None else args.split()[0]
         client = self._clients[self._hasher.get_node(key)]
-        return client.raw_command(b"ratelimit " + args.encode())
+        policy = any(token.startswith("@") for token in args.split()[1:])
+        reply = client.raw_command(b"ratelimit " + args.encode(),
+                                   end_tokens=b"END\r\n" if policy else b"\r\n")
+        return reply.split(b"\r\n", 1)[0]
 
     def close(self):
         for client in self._clients.values():
