@@ -344,6 +344,12 @@ def test_subject_hash_routes_every_spelling_of_a_subject_to_one_node(nodes):
         assert verdict(route.ratelimit(f"{p} @free 1 peek"))[:3] == ("DENIED", 3, 0)
         assert verdict(route.ratelimit(f"{s} 6 1h peek"))[:3] == ("DENIED", 6, 0)
     assert len(homes) >= 2
+    # subject_of reads the fields as the server does: the raw command finds the state there
+    for key in (f"{PREFIX}6/1h/{{i}}424242", f"{PREFIX}6/1h/6/{{i}}/a/b", f"{PREFIX}6/1h/6/gcra/{{i}}77"):
+        for i in range(6):
+            k = key.format(i=i)
+            assert verdict(hc.get(k))[:3] == ("ALLOWED", 6, 5)
+            assert verdict(route.ratelimit(f"{subject_of(k)} 6 1h peek"))[:3] == ("ALLOWED", 6, 4), k
 
 
 # -- nodes failing and added -------------------------------------------------------------------
