@@ -19,7 +19,9 @@ use crate::protocol::{Refusal, Reply, Request, StatsKind, StoreKind};
 use crate::ratelimit::{apply, apply_one, ApplyError, Decision, Limit, Mode, Verdict};
 use crate::stats::{self, PrefixOp, ServerStats};
 use crate::store::smallvec::SmallVec;
-use crate::store::{DeltaOutcome, DumpCursor, StoreMode, StoreOutcome};
+use crate::store::{
+    ArithOptions, ArithOutcome, DeleteOptions, DeleteOutcome, DumpCursor, StoreMode, StoreOutcome,
+};
 
 /// Item slots `lru_crawler metadump` walks between checks of the output's high-water mark
 /// (at most about 100 KB of lines).
@@ -198,14 +200,19 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             incr,
             delta,
             noreply,
-        } => match store.delta(key, incr, delta) {
-            DeltaOutcome::Value(v) => {
+        } => match store.arith(key, ArithOptions::classic(incr, delta)) {
+            ArithOutcome::Value { value, .. } => {
                 if !noreply {
-                    write_number(out, v);
+                    write_number(out, value);
                 }
             }
-            DeltaOutcome::NotFound => reply(out, Reply::NotFound, noreply),
-            DeltaOutcome::NonNumeric => reply(
+            ArithOutcome::NotFound | ArithOutcome::Exists => reply(out, Reply::NotFound, noreply),
+            ArithOutcome::NoMemory => reply(
+                out,
+                Reply::ServerError("out of memory storing object"),
+                noreply,
+            ),
+            ArithOutcome::NonNumeric => reply(
                 out,
                 Reply::ClientError("cannot increment or decrement non-numeric value"),
                 noreply,
@@ -359,7 +366,7 @@ fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
 /// `delete key` in every protocol: removes the cache item and every rate-limit state of the
 /// subject `key`; true if either was there.
 pub fn delete_key(ctx: &Context, key: &[u8]) -> bool {
-    let item = ctx.store.delete(key);
+    let item = ctx.store.delete(key, DeleteOptions::default()) == DeleteOutcome::Deleted;
     let states = ctx.limiter.reset(key);
     item || states
 }

@@ -14,7 +14,9 @@ use crate::protocol::meta::{opaque_too_long, put_echoes, put_key, MetaCmd, MetaR
 use crate::protocol::text::write_reply;
 use crate::protocol::Reply;
 use crate::stats::ServerStats;
-use crate::store::{MetaArith, MetaDelete, MetaGet, StoreMode, StoreOptions, StoreOutcome};
+use crate::store::{
+    DeleteOptions, DeleteOutcome, MetaArith, MetaGet, StoreMode, StoreOptions, StoreOutcome,
+};
 
 fn num(out: &mut BytesMut, flag: u8, n: impl itoa::Integer) {
     let mut b = itoa::Buffer::new();
@@ -187,20 +189,23 @@ fn meta_get(ctx: &Context, req: &MetaRequest<'_>, out: &mut Output) {
 }
 
 fn meta_delete(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
-    let ttl = req.ttl.map(i64::from);
-    let mut result = ctx
-        .store
-        .meta_delete(&req.key, req.cas, req.invalidate, ttl);
+    let opts = DeleteOptions {
+        cas: req.cas,
+        stale: req.invalidate,
+        exptime: req.ttl.map(i64::from),
+        meta: true,
+    };
+    let mut result = ctx.store.delete(&req.key, opts);
     // A plain `md` also resets the subject's rate-limit states, as `delete` does (a cas or an
     // invalidation is about the cache item alone).
     if req.cas.is_none() && !req.invalidate && ctx.limiter.reset(&req.key) {
-        result = MetaDelete::Deleted;
+        result = DeleteOutcome::Deleted;
     }
     let code: &[u8] = match result {
-        MetaDelete::Deleted if req.quiet => return,
-        MetaDelete::Deleted => b"HD",
-        MetaDelete::NotFound => b"NF",
-        MetaDelete::Exists => b"EX",
+        DeleteOutcome::Deleted if req.quiet => return,
+        DeleteOutcome::Deleted => b"HD",
+        DeleteOutcome::NotFound => b"NF",
+        DeleteOutcome::Exists => b"EX",
     };
     out.put_slice(code);
     put_echoes(out, req);

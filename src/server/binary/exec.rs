@@ -16,7 +16,9 @@ use crate::server::output::Output;
 use crate::server::stats_cmd::{self, StatsReport};
 use crate::server::Context;
 use crate::stats::{PrefixOp, ServerStats};
-use crate::store::{MetaArith, StoreMode, StoreOptions, StoreOutcome};
+use crate::store::{
+    ArithOptions, ArithOutcome, DeleteOptions, DeleteOutcome, StoreMode, StoreOptions, StoreOutcome,
+};
 
 /// Runs one request. Returns [`Flow::Close`] where memcached closes.
 pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sasl) -> Flow {
@@ -138,10 +140,14 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sas
                     status::KEY_ENOENT
                 }
             } else {
-                match store.delete_cas(key, h.cas) {
-                    crate::store::MetaDelete::Deleted => status::SUCCESS,
-                    crate::store::MetaDelete::NotFound => status::KEY_ENOENT,
-                    crate::store::MetaDelete::Exists => status::KEY_EEXISTS,
+                let opts = DeleteOptions {
+                    cas: Some(h.cas),
+                    ..DeleteOptions::default()
+                };
+                match store.delete(key, opts) {
+                    DeleteOutcome::Deleted => status::SUCCESS,
+                    DeleteOutcome::NotFound => status::KEY_ENOENT,
+                    DeleteOutcome::Exists => status::KEY_EEXISTS,
                 }
             };
             success_or_error(out, h, st, 0, &[], quiet);
@@ -153,24 +159,21 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sas
             initial,
             exptime,
         } => {
-            let vivify = (exptime != NO_AUTOVIVIFY).then_some(initial);
-            let cas = (h.cas != 0).then_some(h.cas);
-            let r = store.meta_arith(key, incr, delta, vivify, cas, |mi, created| {
-                if created {
-                    mi.set_exptime(i64::from(exptime));
-                    (initial, mi.cas())
-                } else {
-                    (crate::numeric::parse_u64(mi.value()).unwrap_or(0), mi.cas())
-                }
-            });
-            match r {
-                MetaArith::Done((value, cas)) => {
+            let opts = ArithOptions {
+                incr,
+                delta,
+                vivify: (exptime != NO_AUTOVIVIFY).then_some((initial, i64::from(exptime))),
+                cas: (h.cas != 0).then_some(h.cas),
+                count_expired: true,
+            };
+            match store.arith(key, opts) {
+                ArithOutcome::Value { value, cas } => {
                     success_or_error(out, h, status::SUCCESS, cas, &value.to_be_bytes(), quiet)
                 }
-                MetaArith::NotFound => write_error(out, h, status::KEY_ENOENT),
-                MetaArith::Exists => write_error(out, h, status::KEY_EEXISTS),
-                MetaArith::NonNumeric => write_error(out, h, status::DELTA_BADVAL),
-                MetaArith::NoMemory => {
+                ArithOutcome::NotFound => write_error(out, h, status::KEY_ENOENT),
+                ArithOutcome::Exists => write_error(out, h, status::KEY_EEXISTS),
+                ArithOutcome::NonNumeric => write_error(out, h, status::DELTA_BADVAL),
+                ArithOutcome::NoMemory => {
                     write_error_msg(out, h, status::ENOMEM, "Out of memory allocating new item")
                 }
             }
