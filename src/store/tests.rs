@@ -194,7 +194,7 @@ fn incr_changes_cas() {
     let (s, _) = store();
     s.store(StoreMode::Set, b"n", 0, 0, b"1");
     let before = s.get(b"n", None, |it| it.cas).unwrap();
-    delta(&s, b"n", true, 1);
+    assert_eq!(delta(&s, b"n", true, 1), Ok(2));
     let after = s.get(b"n", None, |it| it.cas).unwrap();
     assert!(after > before);
 }
@@ -488,7 +488,7 @@ fn concurrent_incr_is_atomic() {
             let s = s.clone();
             std::thread::spawn(move || {
                 for _ in 0..n {
-                    delta(&s, b"ctr", true, 1);
+                    delta(&s, b"ctr", true, 1).expect("a counter");
                 }
             })
         })
