@@ -3,6 +3,7 @@
 //! store, so every decoder is tested and fuzzed on byte slices alone.
 
 pub mod binary;
+pub mod command;
 pub mod decision_key;
 pub mod limits;
 pub mod meta;

@@ -3,7 +3,7 @@
 //! prefix comes to. A retrieval decides (cost 1, counted as `ratelimit` is) and always hits
 //! with the verdict line; a delete resets the subject; writes are refused (read-only).
 
-use super::dispatch::{decide_counted, decide_one_counted};
+use super::exec::{decide_counted, decide_one_counted};
 use super::Context;
 use crate::protocol::decision_key::{self, VerdictLine};
 use crate::protocol::limits::Target;

@@ -6,22 +6,21 @@ use std::sync::atomic::Ordering;
 use bytes::{BufMut, BytesMut};
 
 use super::decision;
+use super::exec::text::{apply_error_reply, TextReply};
+use super::exec::{self, decide_counted, decide_one_counted, Ran};
 use super::output::Output;
 use super::stats_cmd::{self, StatsReport};
 use super::Context;
+use crate::protocol::command::Command;
 use crate::protocol::limits::{
     parse_limit_line, write_decision, write_meta_decision, MetaLimit, Target, MAX_LIMITS,
 };
-use crate::protocol::text::{
-    write_metadump_line, write_number, write_reply, write_stat, write_value_header, Keys,
-};
-use crate::protocol::{Refusal, Reply, Request, StatsKind, StoreKind};
-use crate::ratelimit::{apply, apply_one, ApplyError, Decision, Limit, Mode, Verdict};
+use crate::protocol::text::{write_metadump_line, write_reply, write_stat, Keys};
+use crate::protocol::{Reply, Request, StatsKind, StoreKind};
+use crate::ratelimit::{Limit, Mode};
 use crate::stats::{self, PrefixOp, ServerStats};
 use crate::store::smallvec::SmallVec;
-use crate::store::{
-    ArithOptions, ArithOutcome, DeleteOptions, DeleteOutcome, DumpCursor, StoreMode, StoreOutcome,
-};
+use crate::store::{ArithOptions, DumpCursor, StoreMode};
 
 /// Item slots `lru_crawler metadump` walks between checks of the output's high-water mark
 /// (at most about 100 KB of lines).
@@ -37,21 +36,6 @@ pub enum Flow {
     Paused,
     /// Send what is buffered, then close.
     Close,
-}
-
-/// A storage command and its options, as parsed from its line.
-#[derive(Debug, Clone, Copy)]
-pub struct PendingStore {
-    /// Which command.
-    pub kind: StoreKind,
-    /// Client flags.
-    pub flags: u32,
-    /// Client exptime.
-    pub exptime: i32,
-    /// Cas unique (`cas`).
-    pub cas: u64,
-    /// Suppress the reply.
-    pub noreply: bool,
 }
 
 fn reply(out: &mut BytesMut, r: Reply, noreply: bool) {
@@ -77,44 +61,21 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
                 }
             }
             let mut keys = Keys::new(&list[*cursor..]);
+            let mut r = TextReply {
+                cas,
+                noreply: false,
+            };
+            let touch = touch.map(i64::from);
             loop {
                 if out.is_full() {
                     *cursor = list.len() - keys.rest().len();
                     return Flow::Paused;
                 }
                 let Some(key) = keys.next() else { break };
-                if let Some(verdict) = decision::decide(ctx, key) {
-                    match verdict {
-                        Ok(line) => {
-                            let line = line.as_bytes();
-                            write_value_header(out, key, 0, line.len(), cas.then_some(0));
-                            out.put_slice(line);
-                            out.put_slice(b"\r\n");
-                        }
-                        Err(e) => {
-                            // Decisions already made stand; the rest of the line is not run.
-                            *cursor = 0;
-                            write_reply(out, e.reply());
-                            return Flow::Continue;
-                        }
-                    }
-                    continue;
-                }
-                let hit = store
-                    .get(key, touch.map(i64::from), |it| {
-                        write_value_header(
-                            out,
-                            it.key,
-                            it.flags,
-                            it.value.len(),
-                            cas.then_some(it.cas),
-                        );
-                        out.put_value(&it);
-                        out.put_slice(b"\r\n");
-                    })
-                    .is_some();
-                if detail {
-                    ctx.stats.detail.record(key, delim, PrefixOp::Get(hit));
+                if exec::execute(ctx, Command::Get { key, touch }, &mut r, out) == Ran::Failed {
+                    // Decisions already made stand; the rest of the line is not run.
+                    *cursor = 0;
+                    return Flow::Continue;
                 }
             }
             *cursor = 0;
@@ -141,18 +102,23 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             data,
             ..
         } => {
-            if decision::is_decision_key(ctx, key) {
-                reply(out, decision::READ_ONLY, noreply);
-                return Flow::Continue;
-            }
-            let p = PendingStore {
-                kind,
-                flags,
-                exptime,
-                cas,
-                noreply,
+            let mode = match kind {
+                StoreKind::Set => StoreMode::Set,
+                StoreKind::Add => StoreMode::Add,
+                StoreKind::Replace => StoreMode::Replace,
+                StoreKind::Append => StoreMode::Append,
+                StoreKind::Prepend => StoreMode::Prepend,
+                StoreKind::Cas => StoreMode::Cas(cas),
             };
-            store_value(ctx, p, key, data, out);
+            let cmd = Command::Store {
+                key,
+                mode,
+                flags,
+                exptime: i64::from(exptime),
+                value: data,
+                compare_cas: None,
+            };
+            exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         }
         Request::Refused {
             key,
@@ -160,77 +126,42 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             drop_existing,
             noreply,
         } => {
-            if decision::is_decision_key(ctx, &key) {
-                reply(out, decision::READ_ONLY, noreply);
-                return Flow::Continue;
-            }
-            if detail {
-                ctx.stats.detail.record(&key, delim, PrefixOp::Set);
-            }
-            let (outcome, r) = match why {
-                Refusal::TooLarge => (
-                    StoreOutcome::TooLarge,
-                    Reply::ServerError("object too large for cache"),
-                ),
-                Refusal::NoMemory => (
-                    StoreOutcome::NoMemory,
-                    Reply::ServerError("out of memory storing object"),
-                ),
+            let cmd = Command::Refused {
+                key: &key,
+                why,
+                drop_existing,
             };
-            ctx.store.refuse_store(&key, outcome, drop_existing);
-            reply(out, r, noreply);
+            exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         }
         Request::Delete { key, noreply } => {
-            if detail {
-                ctx.stats.detail.record(key, delim, PrefixOp::Delete);
-            }
-            let r = match decision::reset(ctx, key) {
-                Some(Err(e)) => e.reply(),
-                Some(Ok(true)) => Reply::Deleted,
-                None if delete_key(ctx, key) => Reply::Deleted,
-                Some(Ok(false)) | None => Reply::NotFound,
-            };
-            reply(out, r, noreply);
-        }
-        Request::Arith { key, noreply, .. } if decision::is_decision_key(ctx, key) => {
-            reply(out, decision::READ_ONLY, noreply)
+            let cmd = Command::Delete { key, cas: None };
+            exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         }
         Request::Arith {
             key,
             incr,
             delta,
             noreply,
-        } => match store.arith(key, ArithOptions::classic(incr, delta)) {
-            ArithOutcome::Value { value, .. } => {
-                if !noreply {
-                    write_number(out, value);
-                }
-            }
-            ArithOutcome::NotFound | ArithOutcome::Exists => reply(out, Reply::NotFound, noreply),
-            ArithOutcome::NoMemory => reply(
+        } => {
+            let opts = ArithOptions::classic(incr, delta);
+            exec::execute(
+                ctx,
+                Command::Arith { key, opts },
+                &mut TextReply::new(noreply),
                 out,
-                Reply::ServerError("out of memory storing object"),
-                noreply,
-            ),
-            ArithOutcome::NonNumeric => reply(
-                out,
-                Reply::ClientError("cannot increment or decrement non-numeric value"),
-                noreply,
-            ),
-        },
+            );
+        }
         Request::Touch {
             key,
             exptime,
             noreply,
         } => {
-            let r = if decision::is_decision_key(ctx, key) {
-                decision::READ_ONLY
-            } else if store.touch(key, i64::from(exptime)) {
-                Reply::Touched
-            } else {
-                Reply::NotFound
+            let cmd = Command::Touch {
+                key,
+                exptime: i64::from(exptime),
+                fetch: false,
             };
-            reply(out, r, noreply);
+            exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         }
         Request::FlushAll { delay, noreply } => {
             ServerStats::add(&ctx.stats.cmd_flush, 1);
@@ -363,57 +294,6 @@ fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
     }
 }
 
-/// `delete key` in every protocol: removes the cache item and every rate-limit state of the
-/// subject `key`; true if either was there.
-pub fn delete_key(ctx: &Context, key: &[u8]) -> bool {
-    let item = ctx.store.delete(key, DeleteOptions::default()) == DeleteOutcome::Deleted;
-    let states = ctx.limiter.reset(key);
-    item || states
-}
-
-/// Decides `limits` atomically and counts the request in the rate-limit stats (`cmd_ratelimit`
-/// and one of allowed, denied, errors). Every protocol's rate-limit command goes through here
-/// or, for a single limit, [`decide_one_counted`].
-pub fn decide_counted(
-    ctx: &Context,
-    limits: &[Limit<'_>],
-    mode: Mode,
-) -> Result<Verdict, ApplyError> {
-    let r = apply(&ctx.limiter, &ctx.store, limits, mode);
-    count(ctx, r.as_ref().map(|v| v.overall.allowed));
-    r
-}
-
-/// [`decide_counted`] for one limit, answering its decision alone.
-pub fn decide_one_counted(
-    ctx: &Context,
-    limit: &Limit<'_>,
-    mode: Mode,
-) -> Result<Decision, ApplyError> {
-    let r = apply_one(&ctx.limiter, &ctx.store, limit, mode);
-    count(ctx, r.as_ref().map(|d| d.allowed));
-    r
-}
-
-/// Counts a decision (or its failure) in the rate-limit stats.
-fn count(ctx: &Context, allowed: Result<bool, &ApplyError>) {
-    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
-    let counter = match allowed {
-        Ok(true) => &ctx.stats.ratelimit_allowed,
-        Ok(false) => &ctx.stats.ratelimit_denied,
-        Err(_) => &ctx.stats.ratelimit_errors,
-    };
-    ServerStats::add(counter, 1);
-}
-
-/// The text reply for a rate-limit request that could not be decided.
-fn apply_error_reply(e: ApplyError) -> Reply {
-    match e {
-        ApplyError::Incompatible => Reply::ClientError("key holds incompatible value"),
-        ApplyError::NoMemory => Reply::ServerError("out of memory storing object"),
-    }
-}
-
 /// Counts and answers a rate-limit request that failed before a decision.
 pub fn ratelimit_error(ctx: &Context, r: Reply, noreply: bool, out: &mut BytesMut) {
     ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
@@ -429,14 +309,14 @@ pub fn ratelimit(
     mode: Mode,
     noreply: bool,
     multi: bool,
-    out: &mut BytesMut,
+    out: &mut Output,
 ) {
-    if let ([one], false) = (limits, multi) {
-        match decide_one_counted(ctx, one, mode) {
-            Ok(d) if !noreply => write_decision(out, &d),
-            Ok(_) => {}
-            Err(e) => reply(out, apply_error_reply(e), noreply),
-        }
+    if let ([limit], false) = (limits, multi) {
+        let cmd = Command::Decide {
+            limit: *limit,
+            mode,
+        };
+        exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         return;
     }
     match decide_counted(ctx, limits, mode) {
@@ -456,35 +336,6 @@ pub fn ratelimit(
     }
 }
 
-/// Runs a storage command with its value.
-fn store_value(ctx: &Context, p: PendingStore, key: &[u8], value: &[u8], out: &mut BytesMut) {
-    if ctx.stats.detail.enabled() {
-        ctx.stats
-            .detail
-            .record(key, ctx.config.prefix_delimiter, PrefixOp::Set);
-    }
-    let mode = match p.kind {
-        StoreKind::Set => StoreMode::Set,
-        StoreKind::Add => StoreMode::Add,
-        StoreKind::Replace => StoreMode::Replace,
-        StoreKind::Append => StoreMode::Append,
-        StoreKind::Prepend => StoreMode::Prepend,
-        StoreKind::Cas => StoreMode::Cas(p.cas),
-    };
-    let r = match ctx
-        .store
-        .store(mode, key, p.flags, i64::from(p.exptime), value)
-    {
-        StoreOutcome::Stored => Reply::Stored,
-        StoreOutcome::NotStored => Reply::NotStored,
-        StoreOutcome::Exists => Reply::Exists,
-        StoreOutcome::NotFound => Reply::NotFound,
-        StoreOutcome::TooLarge => Reply::ServerError("object too large for cache"),
-        StoreOutcome::NoMemory => Reply::ServerError("out of memory storing object"),
-    };
-    reply(out, r, p.noreply);
-}
-
 /// `ratelimit_all`: parses its limit lines (each `\n`-terminated) and decides them at once.
 fn ratelimit_all(
     ctx: &Context,
@@ -492,7 +343,7 @@ fn ratelimit_all(
     lines: &[u8],
     peek: bool,
     noreply: bool,
-    out: &mut BytesMut,
+    out: &mut Output,
 ) {
     let mut limits: SmallVec<[Limit<'_>; MAX_LIMITS]> = SmallVec::new();
     let mut error = None;

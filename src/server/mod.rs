@@ -9,6 +9,7 @@ pub mod conn;
 mod conn_tests;
 pub mod decision;
 pub mod dispatch;
+pub mod exec;
 pub mod lifecycle;
 pub mod listener;
 pub mod meta;
