@@ -9,6 +9,8 @@ use super::decision;
 use super::output::Output;
 use super::stats_cmd::{self, StatsReport};
 use super::Context;
+use crate::limit_stats::Outcome;
+use crate::limiter::Group;
 use crate::protocol::limits::{
     parse_limit_line, write_decision, write_meta_decision, MetaLimit, Target, MAX_LIMITS,
 };
@@ -309,13 +311,17 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
                             .find_map(|l| l.params.validate(l.algorithm).err())
                         {
                             Some(e) => {
-                                let r = Reply::ClientError(e.message());
-                                ratelimit_error(ctx, r, noreply, out)
+                                let limits = ctx.limit_stats.grouped(&limits, delim);
+                                count(ctx, &limits, Outcome::Error);
+                                reply(out, Reply::ClientError(e.message()), noreply);
                             }
                             None => ratelimit(ctx, &limits, mode, noreply, true, out),
                         }
                     }
                     None => {
+                        ctx.limit_stats
+                            .unknown_policy
+                            .fetch_add(1, Ordering::Relaxed);
                         ratelimit_error(ctx, Reply::ClientError("unknown policy"), noreply, out)
                     }
                 }
@@ -345,6 +351,7 @@ fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
         algorithm: req.algorithm,
         params: req.params,
         from_policy: false,
+        group: crate::limiter::Group::NONE,
     };
     match decide_one_counted(ctx, &limit, req.mode) {
         Ok(d) => {
@@ -365,15 +372,17 @@ pub fn delete_key(ctx: &Context, key: &[u8]) -> bool {
 }
 
 /// Decides `limits` atomically and counts the request in the rate-limit stats (`cmd_ratelimit`
-/// and one of allowed, denied, errors). Every protocol's rate-limit command goes through here
-/// or, for a single limit, [`decide_one_counted`].
+/// and one of allowed, denied, errors; the same per policy and per key prefix, `stats
+/// ratelimit`). Every protocol's rate-limit command goes through here or, for a single
+/// limit, [`decide_one_counted`]. New states are created in the request's stats group.
 pub fn decide_counted(
     ctx: &Context,
     limits: &[Limit<'_>],
     mode: Mode,
 ) -> Result<Verdict, ApplyError> {
-    let r = apply(&ctx.limiter, &ctx.store, limits, mode);
-    count(ctx, r.as_ref().map(|v| v.overall.allowed));
+    let limits = ctx.limit_stats.grouped(limits, ctx.config.prefix_delimiter);
+    let r = apply(&ctx.limiter, &ctx.store, &limits, mode);
+    count(ctx, &limits, outcome(r.as_ref().map(|v| v.overall.allowed)));
     r
 }
 
@@ -383,20 +392,44 @@ pub fn decide_one_counted(
     limit: &Limit<'_>,
     mode: Mode,
 ) -> Result<Decision, ApplyError> {
-    let r = apply_one(&ctx.limiter, &ctx.store, limit, mode);
-    count(ctx, r.as_ref().map(|d| d.allowed));
+    let prefix = ctx
+        .limit_stats
+        .prefix_row(limit.key, ctx.config.prefix_delimiter);
+    let limit = Limit {
+        group: Group {
+            prefix,
+            ..limit.group
+        },
+        ..*limit
+    };
+    let r = apply_one(&ctx.limiter, &ctx.store, &limit, mode);
+    count(
+        ctx,
+        std::slice::from_ref(&limit),
+        outcome(r.as_ref().map(|d| d.allowed)),
+    );
     r
 }
 
-/// Counts a decision (or its failure) in the rate-limit stats.
-fn count(ctx: &Context, allowed: Result<bool, &ApplyError>) {
+fn outcome(allowed: Result<bool, &ApplyError>) -> Outcome {
+    match allowed {
+        Ok(true) => Outcome::Allowed,
+        Ok(false) => Outcome::Denied,
+        Err(_) => Outcome::Error,
+    }
+}
+
+/// Counts a request in the rate-limit stats: globally, and in the policy and prefix rows of
+/// its (grouped) `limits`.
+fn count(ctx: &Context, limits: &[Limit<'_>], outcome: Outcome) {
     ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
-    let counter = match allowed {
-        Ok(true) => &ctx.stats.ratelimit_allowed,
-        Ok(false) => &ctx.stats.ratelimit_denied,
-        Err(_) => &ctx.stats.ratelimit_errors,
+    let counter = match outcome {
+        Outcome::Allowed => &ctx.stats.ratelimit_allowed,
+        Outcome::Denied => &ctx.stats.ratelimit_denied,
+        Outcome::Error => &ctx.stats.ratelimit_errors,
     };
     ServerStats::add(counter, 1);
+    ctx.limit_stats.count(limits, outcome);
 }
 
 /// The text reply for a rate-limit request that could not be decided.
@@ -407,10 +440,10 @@ fn apply_error_reply(e: ApplyError) -> Reply {
     }
 }
 
-/// Counts and answers a rate-limit request that failed before a decision.
+/// Counts and answers a rate-limit request that failed before a decision (before its policy
+/// and subjects were known: counted globally only).
 pub fn ratelimit_error(ctx: &Context, r: Reply, noreply: bool, out: &mut BytesMut) {
-    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
-    ServerStats::add(&ctx.stats.ratelimit_errors, 1);
+    count(ctx, &[], Outcome::Error);
     reply(out, r, noreply);
 }
 

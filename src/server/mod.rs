@@ -30,6 +30,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::limit_stats::LimitStats;
 use crate::limiter::{Limiter, LimiterConfig};
 use crate::ratelimit::policy::Policies;
 use crate::stats::{ServerStats, Stat};
@@ -48,6 +49,8 @@ pub struct Context {
     limiter_flush_at: AtomicU32,
     /// Server counters.
     pub stats: ServerStats,
+    /// Rate-limit counters per policy and per key prefix.
+    pub limit_stats: LimitStats,
     /// Open connections, for `stats conns`.
     pub conns: ConnRegistry,
     /// Start time, for `uptime`.
@@ -82,6 +85,7 @@ impl Context {
             limiter,
             limiter_flush_at: AtomicU32::new(0),
             stats: ServerStats::default(),
+            limit_stats: LimitStats::default(),
             conns: ConnRegistry::default(),
             started: Instant::now(),
             policies: RwLock::new(Arc::new(Policies::default())),
@@ -115,7 +119,8 @@ impl Context {
         let Some(path) = &self.config.policies else {
             return Ok(0);
         };
-        let p = Policies::load(path)?;
+        let mut p = Policies::load(path)?;
+        p.assign_rows(|name| self.limit_stats.policies.row(name));
         let n = p.len();
         *self.policies.write() = Arc::new(p);
         Ok(n)

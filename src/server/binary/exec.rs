@@ -364,6 +364,7 @@ fn ratelimit(
         algorithm: a.algorithm,
         params: a.params,
         from_policy: false,
+        group: crate::limiter::Group::NONE,
     };
     match crate::server::dispatch::decide_one_counted(ctx, &limit, a.mode) {
         Ok(d) => {
