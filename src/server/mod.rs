@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod lifecycle;
 pub mod listener;
 pub mod meta;
+pub mod metrics_http;
 pub mod output;
 pub mod process;
 pub mod stats_cmd;
@@ -274,6 +275,17 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     ctx.reload_policies().map_err(std::io::Error::other)?;
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
     let mut tasks = Vec::new();
+    // Bound before the clients' listeners, so it answers once they do.
+    let metrics = match ctx.config.metrics {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?;
+            tracing::info!("metrics on http://{addr}/metrics");
+            Some(listener)
+        }
+        None => None,
+    };
 
     if let Some(path) = ctx.config.unix_socket.clone() {
         let _ = std::fs::remove_file(&path);
@@ -324,6 +336,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
     if tasks.is_empty() {
         return Err(std::io::Error::other("nothing to listen on"));
+    }
+    if let Some(listener) = metrics {
+        tasks.push(tokio::spawn(metrics_http::serve(listener, ctx.clone())));
     }
 
     let housekeeper = {
