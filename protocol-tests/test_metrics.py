@@ -294,3 +294,17 @@ def test_a_busy_metrics_port_stops_the_start(binary):
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
     assert proc.returncode != 0
     assert f"--metrics {HOST}:{port}: " in proc.stderr.decode(errors="replace")
+
+
+def test_decision_keys_are_counted_like_ratelimit(make_server, policies):
+    # The get form (--ratelimit-prefix) decides through the same place: its subject's prefix
+    # and its policy are counted too.
+    srv = make_server("--policies", str(policies), "--ratelimit-prefix", "rl:")
+    with srv.connect() as c:
+        for _ in range(3):
+            assert c.roundtrip(b"get rl:free/user:1\r\n").startswith(b"VALUE rl:free/user:1 ")
+        assert c.roundtrip(b"get rl:5/1m/ip:1\r\n").startswith(b"VALUE rl:5/1m/ip:1 ")
+        s = parse_stats(c.roundtrip(b"stats ratelimit\r\n"))
+    got = [s[k] for k in ("policy:free:allowed", "policy:free:denied", "policy:free:keys",
+                          "prefix:user:allowed", "prefix:user:denied", "prefix:ip:allowed", "prefix:ip:keys")]
+    assert got == ["2", "1", "1", "2", "1", "1", "1"]

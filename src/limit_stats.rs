@@ -236,7 +236,8 @@ impl LimitStats {
                 .map(|(name, p)| PolicyReport {
                     name: printable(name),
                     limits: p.limits.clone(),
-                    counts: self.policies.counts(p.row, live.policy[usize::from(p.row)]),
+                    counts: (p.row != 0 && p.row != OVERFLOW)
+                        .then(|| self.policies.counts(p.row, live.policy[usize::from(p.row)])),
                 })
                 .collect(),
             policy_overflow: self
@@ -287,8 +288,9 @@ pub struct PolicyReport {
     pub name: String,
     /// Its limits.
     pub limits: Vec<PolicyLimit>,
-    /// Its counters.
-    pub counts: Counts,
+    /// Its counters (`None` for a policy without a row of its own: it counts in
+    /// `policy_overflow`).
+    pub counts: Option<Counts>,
 }
 
 /// Everything `stats ratelimit` and the metrics endpoint show per policy and prefix.
@@ -317,7 +319,9 @@ impl Report {
             for (i, l) in p.limits.iter().enumerate() {
                 pair(format!("policy:{}:limit:{i}", p.name), limit_text(l));
             }
-            counts_stats(&mut pair, &format!("policy:{}", p.name), &p.counts);
+            if let Some(c) = &p.counts {
+                counts_stats(&mut pair, &format!("policy:{}", p.name), c);
+            }
         }
         counts_stats(&mut pair, "policy_overflow", &self.policy_overflow);
         pair("prefixes".into(), self.prefixes.len().to_string());
@@ -450,6 +454,28 @@ mod tests {
         s.reset();
         assert_eq!(s.prefixes.counts(1, 0), Counts::default());
         assert_eq!(s.prefixes.name(1), Some(&b"u"[..]), "reset keeps the rows");
+    }
+
+    #[test]
+    fn policies_past_the_bound_count_as_overflow() {
+        let s = LimitStats::default();
+        for i in 0..NAMED_ROWS {
+            s.policies.row(format!("old{i}").as_bytes());
+        }
+        let mut p =
+            Policies::parse("[policy.late]\nlimits = [ { limit = 1, period = 1 } ]").unwrap();
+        p.assign_rows(|name| s.policies.row(name));
+        let limits = p.limits(b"late", b"k", 1).unwrap();
+        s.count(&s.grouped(&limits, b':'), Outcome::Allowed);
+        let r = s.report(&p, &GroupLive::default());
+        assert_eq!(
+            (r.policies[0].name.as_str(), r.policies[0].counts),
+            ("late", None)
+        );
+        assert_eq!(r.policy_overflow.allowed, 1);
+        let lines = r.stats();
+        assert!(lines.iter().any(|(k, _)| k == "policy:late:limit:0"));
+        assert!(!lines.iter().any(|(k, _)| k == "policy:late:allowed"));
     }
 
     #[test]

@@ -333,7 +333,7 @@ fn per_slab(e: &mut Exposition, items: &[Stat], slabs: &[Stat]) {
 
 /// Rate-limit metrics of `stats`: (metric, type, help, stat).
 const RATELIMIT: &[(&str, Kind, &str, &str)] = &[
-    ("ratecache_ratelimit_commands_total", Kind::Counter, "Rate-limit requests (ratelimit, ratelimit_all, ml, binary RATELIMIT), whatever their outcome.", "cmd_ratelimit"),
+    ("ratecache_ratelimit_commands_total", Kind::Counter, "Rate-limit requests (ratelimit, ratelimit_all, ml, binary RATELIMIT, decision keys), whatever their outcome.", "cmd_ratelimit"),
     ("ratecache_ratelimit_errors_total", Kind::Counter, "Rate-limit requests answered with an error.", "ratelimit_errors"),
     ("ratecache_ratelimit_keys", Kind::Gauge, "Live rate-limit states.", "ratelimit_keys"),
     ("ratecache_ratelimit_bytes", Kind::Gauge, "Bytes of rate-limit states and their index.", "ratelimit_bytes"),
@@ -378,7 +378,7 @@ fn ratelimit(e: &mut Exposition, g: &Lookup<'_>, r: &Report) {
     let policies: Vec<(&str, &Counts)> = r
         .policies
         .iter()
-        .map(|p| (p.name.as_str(), &p.counts))
+        .filter_map(|p| Some((p.name.as_str(), p.counts.as_ref()?)))
         .collect();
     rows(
         e,
@@ -613,7 +613,7 @@ mod tests {
             policies: vec![PolicyReport {
                 name: "free".into(),
                 limits: free.limits.clone(),
-                counts,
+                counts: Some(counts),
             }],
             policy_overflow: Counts::default(),
             unknown_policy: 6,
