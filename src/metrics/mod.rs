@@ -8,6 +8,8 @@
 //! is [`crate::server::metrics_http`].
 
 mod collect;
+#[cfg(test)]
+mod collect_tests;
 pub mod exposition;
 
 pub use collect::{render, Reports};
