@@ -56,14 +56,17 @@ pub(super) const LONG_OPTS: &[(&str, HasArg, char)] = &[
     // ratecached's own options (long form only).
     ("policies", HasArg::Required, POLICIES),
     ("ratelimit-prefix", HasArg::Required, RATELIMIT_PREFIX),
+    ("metrics", HasArg::Required, METRICS),
 ];
 
 /// Option letter of `--policies` (it has no short form).
 pub(super) const POLICIES: char = '\u{1}';
-/// ratecached's own options, which have no short form.
-pub(super) const OWN_OPTS: [char; 2] = [POLICIES, RATELIMIT_PREFIX];
 /// Option letter of `--ratelimit-prefix` (it has no short form).
 pub(super) const RATELIMIT_PREFIX: char = '\u{2}';
+/// Option letter of `--metrics` (it has no short form).
+pub(super) const METRICS: char = '\u{3}';
+/// ratecached's own options, which have no short form.
+pub(super) const OWN_OPTS: [char; 3] = [POLICIES, RATELIMIT_PREFIX, METRICS];
 
 /// One command line element as getopt returns it.
 #[derive(Debug, PartialEq, Eq)]

@@ -138,6 +138,8 @@ pub struct Config {
     /// `--ratelimit-prefix PREFIX` (`-o ratelimit_prefix`): keys that begin with it are
     /// decision keys, decided by every retrieval command (off by default).
     pub ratelimit_prefix: Option<Vec<u8>>,
+    /// `--metrics ADDR`: serve Prometheus metrics on `http://ADDR/metrics` (off by default).
+    pub metrics: Option<std::net::SocketAddr>,
     /// Flags and `-o` options accepted for compatibility but without effect, for `-v`.
     pub ignored: Vec<String>,
 }
@@ -190,6 +192,7 @@ impl Default for Config {
             disable_dumping: false,
             policies: None,
             ratelimit_prefix: None,
+            metrics: None,
             ignored: Vec::new(),
         }
     }

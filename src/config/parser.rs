@@ -1,11 +1,11 @@
 //! Applying options in order to a [`Config`], and memcached's cross-flag checks at the end.
 
-use super::getopt::{POLICIES, RATELIMIT_PREFIX};
+use super::getopt::{METRICS, POLICIES, RATELIMIT_PREFIX};
 use super::listen::listen_entry;
 use super::suboptions::{INERT_SUBOPTS, NUMERIC_SUBOPTS};
 use super::usage::{license, usage, version};
 use super::values::{
-    bad_number, check_slab_sizes, item_size, need, number, port, positive, sub_number,
+    bad_number, check_slab_sizes, item_size, metrics_addr, need, number, port, positive, sub_number,
 };
 use super::{err, Action, Config, ConfigError, ProtocolChoice, ITEM_SIZE_MAX, ITEM_SIZE_MIN};
 
@@ -71,6 +71,7 @@ impl Parser {
             's' => cfg.unix_socket = Some(v.into()),
             POLICIES => cfg.policies = Some(v.into()),
             RATELIMIT_PREFIX => cfg.ratelimit_prefix = Some(ratelimit_prefix(v)?),
+            METRICS => cfg.metrics = Some(metrics_addr(v)?),
             'a' => {
                 cfg.unix_mask = u32::from_str_radix(v, 8)
                     .ok()

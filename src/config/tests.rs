@@ -322,6 +322,12 @@ fn help_version_and_license() {
             "{long} missing from help"
         );
     }
+    for (long, _, _) in LONG_OPTS.iter().filter(|o| OWN_OPTS.contains(&o.2)) {
+        assert!(
+            help.contains(&format!("\n--{long}=")),
+            "{long} missing from help"
+        );
+    }
     for name in INERT_SUBOPTS
         .iter()
         .chain(NUMERIC_SUBOPTS)
@@ -889,5 +895,36 @@ mod ratecache_options {
             assert!(msg.contains("ratelimit_prefix must be"), "{bad:?}: {msg}");
         }
         assert!(fail(&["-o", "ratelimit_prefix"]).contains("Missing ratelimit_prefix"));
+    }
+
+    #[test]
+    fn metrics_flag_takes_an_address_or_a_port() {
+        let addr = |args: &[&str]| match parse(args.iter().copied()) {
+            Ok(Action::Run(cfg)) => Ok(cfg.metrics),
+            Ok(Action::Print(_)) => panic!(),
+            Err(e) => Err(e.0),
+        };
+        assert_eq!(addr(&[]), Ok(None));
+        assert_eq!(
+            addr(&["--metrics", "127.0.0.1:9150"]),
+            Ok(Some("127.0.0.1:9150".parse().unwrap()))
+        );
+        assert_eq!(
+            addr(&["--metrics=[::1]:9150"]),
+            Ok(Some("[::1]:9150".parse().unwrap()))
+        );
+        assert_eq!(
+            addr(&["--metrics", "9150"]),
+            Ok(Some("127.0.0.1:9150".parse().unwrap()))
+        );
+        assert_eq!(
+            addr(&["--metrics", "localhost:9150"]),
+            Err("Invalid --metrics address \"localhost:9150\": use IP:PORT (127.0.0.1:9150, [::1]:9150) or a port".into())
+        );
+        assert_eq!(
+            addr(&["--metrics", "0"]),
+            Err("Invalid --metrics address \"0\": the port must not be 0".into())
+        );
+        assert!(addr(&["--metrics"]).is_err(), "the address is required");
     }
 }

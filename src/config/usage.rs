@@ -102,6 +102,9 @@ ratecached:
 --ratelimit-prefix=<p>    keys beginning with <p> are decisions: any get of
                           <p><limit>/<period>[/<burst>][/<alg>]/<subject> or
                           <p><policy>/<subject> decides (also -o ratelimit_prefix)
+--metrics=<addr>          serve Prometheus metrics on http://<addr>/metrics; <addr> is
+                          IP:PORT or a port on 127.0.0.1 (default: off). Per-policy
+                          and per-prefix counters: "stats ratelimit"
 -o ratelimit_memory=<mb>  memory for rate-limit states, apart from -m and never
                           evicted for cache items (default: {rl_mem})
 -o ratelimit_full=<how>   when that memory is full: evict (the state closest to

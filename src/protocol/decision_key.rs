@@ -140,6 +140,7 @@ fn parse_body(body: &[u8]) -> Result<DecisionKey<'_>, BadDecisionKey> {
         algorithm,
         params,
         from_policy: false,
+        group: crate::limiter::Group::NONE,
     };
     Ok(DecisionKey {
         subject: rest,

@@ -142,6 +142,8 @@ pub enum StatsKind {
     DetailDump,
     /// `stats cachedump <class> <limit>`
     CacheDump(u32, u32),
+    /// `stats ratelimit`: the rate-limit counters per policy and key prefix (ratecached's).
+    RateLimit,
 }
 
 /// One decoded request. Borrowed from the connection's read buffer.

@@ -11,6 +11,8 @@ use super::exec::{self, decide_counted, decide_one_counted, Ran};
 use super::output::Output;
 use super::stats_cmd::{self, StatsReport};
 use super::Context;
+use crate::limit_stats::Outcome;
+use crate::limiter::Group;
 use crate::protocol::command::Command;
 use crate::protocol::limits::{
     parse_limit_line, write_decision, write_meta_decision, MetaLimit, Target, MAX_LIMITS,
@@ -247,13 +249,17 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
                             .find_map(|l| l.params.validate(l.algorithm).err())
                         {
                             Some(e) => {
-                                let r = Reply::ClientError(e.message());
-                                ratelimit_error(ctx, r, noreply, out)
+                                let limits = ctx.limit_stats.grouped(&limits, delim);
+                                exec::count(ctx, &limits, Outcome::Error);
+                                reply(out, Reply::ClientError(e.message()), noreply);
                             }
                             None => ratelimit(ctx, &limits, mode, noreply, true, out),
                         }
                     }
                     None => {
+                        ctx.limit_stats
+                            .unknown_policy
+                            .fetch_add(1, Ordering::Relaxed);
                         ratelimit_error(ctx, Reply::ClientError("unknown policy"), noreply, out)
                     }
                 }
@@ -283,6 +289,7 @@ fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
         algorithm: req.algorithm,
         params: req.params,
         from_policy: false,
+        group: Group::NONE,
     };
     match decide_one_counted(ctx, &limit, req.mode) {
         Ok(d) => {
@@ -294,10 +301,10 @@ fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
     }
 }
 
-/// Counts and answers a rate-limit request that failed before a decision.
+/// Counts and answers a rate-limit request that failed before a decision (before its policy
+/// and subjects were known: counted globally only).
 pub fn ratelimit_error(ctx: &Context, r: Reply, noreply: bool, out: &mut BytesMut) {
-    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
-    ServerStats::add(&ctx.stats.ratelimit_errors, 1);
+    exec::count(ctx, &[], Outcome::Error);
     reply(out, r, noreply);
 }
 

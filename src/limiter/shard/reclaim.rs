@@ -60,10 +60,11 @@ impl ShardGuard<'_> {
             if !expired(entry.expiry(), now_s) {
                 continue;
             }
+            let word = entry.word();
             entry.free();
             drop(entry);
             self.inner.index.remove(pos);
-            self.forget(slot);
+            self.forget(slot, word);
             self.inner.reclaimed += 1;
             freed += 1;
         }
@@ -90,8 +91,9 @@ impl ShardGuard<'_> {
             let word = entry.word();
             if let Some(state) = entry.state(0) {
                 let id = Ident {
-                    id: word & !ALG_BITS,
+                    id: word & !NOT_ID,
                     tag: slot.tag(),
+                    group: Group::of_word(word),
                 };
                 f(id, state, entry.expiry());
             }

@@ -130,6 +130,7 @@ fn parse_limit<'a>(
         algorithm,
         params,
         from_policy: false,
+        group: crate::limiter::Group::NONE,
     })
 }
 

@@ -331,6 +331,7 @@ fn parse_stats<'a>(t: &Tokens<'a>) -> Request<'a> {
         b"sizes" => StatsKind::Sizes,
         b"sizes_enable" => StatsKind::SizesEnable,
         b"sizes_disable" => StatsKind::SizesDisable,
+        b"ratelimit" => StatsKind::RateLimit,
         _ => return ERROR,
     };
     Request::Stats(kind)

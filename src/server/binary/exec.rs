@@ -155,6 +155,7 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sas
                 algorithm: a.algorithm,
                 params: a.params,
                 from_policy: false,
+                group: crate::limiter::Group::NONE,
             };
             let cmd = ExecCommand::Decide {
                 limit,

@@ -9,6 +9,8 @@ pub mod text;
 use super::decision::{self, DecisionError};
 use super::output::Output;
 use super::Context;
+use crate::limit_stats::Outcome;
+use crate::limiter::Group;
 use crate::protocol::command::Command;
 use crate::protocol::Refusal;
 use crate::ratelimit::{apply, apply_one, ApplyError, Decision, Limit, Mode, Verdict};
@@ -181,15 +183,17 @@ pub fn delete_key(ctx: &Context, key: &[u8]) -> bool {
 }
 
 /// Decides `limits` atomically and counts the request in the rate-limit stats (`cmd_ratelimit`
-/// and one of allowed, denied, errors). Every protocol's rate-limit command goes through here
-/// or, for a single limit, [`decide_one_counted`].
+/// and one of allowed, denied, errors; the same per policy and per key prefix, `stats
+/// ratelimit`). Every protocol's rate-limit command goes through here or, for a single
+/// limit, [`decide_one_counted`]. New states are created in the request's stats group.
 pub fn decide_counted(
     ctx: &Context,
     limits: &[Limit<'_>],
     mode: Mode,
 ) -> Result<Verdict, ApplyError> {
-    let r = apply(&ctx.limiter, &ctx.store, limits, mode);
-    count(ctx, r.as_ref().map(|v| v.overall.allowed));
+    let limits = ctx.limit_stats.grouped(limits, ctx.config.prefix_delimiter);
+    let r = apply(&ctx.limiter, &ctx.store, &limits, mode);
+    count(ctx, &limits, outcome(r.as_ref().map(|v| v.overall.allowed)));
     r
 }
 
@@ -199,18 +203,42 @@ pub fn decide_one_counted(
     limit: &Limit<'_>,
     mode: Mode,
 ) -> Result<Decision, ApplyError> {
-    let r = apply_one(&ctx.limiter, &ctx.store, limit, mode);
-    count(ctx, r.as_ref().map(|d| d.allowed));
+    let prefix = ctx
+        .limit_stats
+        .prefix_row(limit.key, ctx.config.prefix_delimiter);
+    let limit = Limit {
+        group: Group {
+            prefix,
+            ..limit.group
+        },
+        ..*limit
+    };
+    let r = apply_one(&ctx.limiter, &ctx.store, &limit, mode);
+    count(
+        ctx,
+        std::slice::from_ref(&limit),
+        outcome(r.as_ref().map(|d| d.allowed)),
+    );
     r
 }
 
-/// Counts a decision (or its failure) in the rate-limit stats.
-fn count(ctx: &Context, allowed: Result<bool, &ApplyError>) {
+fn outcome(allowed: Result<bool, &ApplyError>) -> Outcome {
+    match allowed {
+        Ok(true) => Outcome::Allowed,
+        Ok(false) => Outcome::Denied,
+        Err(_) => Outcome::Error,
+    }
+}
+
+/// Counts a request in the rate-limit stats: globally, and in the policy and prefix rows of
+/// its (grouped) `limits`.
+pub fn count(ctx: &Context, limits: &[Limit<'_>], outcome: Outcome) {
     ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
-    let counter = match allowed {
-        Ok(true) => &ctx.stats.ratelimit_allowed,
-        Ok(false) => &ctx.stats.ratelimit_denied,
-        Err(_) => &ctx.stats.ratelimit_errors,
+    let counter = match outcome {
+        Outcome::Allowed => &ctx.stats.ratelimit_allowed,
+        Outcome::Denied => &ctx.stats.ratelimit_denied,
+        Outcome::Error => &ctx.stats.ratelimit_errors,
     };
     ServerStats::add(counter, 1);
+    ctx.limit_stats.count(limits, outcome);
 }
