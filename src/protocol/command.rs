@@ -4,7 +4,7 @@
 
 use super::Refusal;
 use crate::ratelimit::{Limit, Mode};
-use crate::store::{ArithOptions, StoreMode};
+use crate::store::{ArithOptions, DeleteOptions, StoreMode, StoreOptions};
 
 /// One operation on one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +28,8 @@ pub enum Command<'a> {
         exptime: i64,
         /// The value.
         value: &'a [u8],
-        /// append/prepend only if the item's cas is this one (binary).
-        compare_cas: Option<u64>,
+        /// Compare-cas of append/prepend, stale writes, a base64 key (binary, meta).
+        opts: StoreOptions,
     },
     /// A storage command refused before its value was read (the value is discarded).
     Refused {
@@ -40,13 +40,13 @@ pub enum Command<'a> {
         /// Drop the old value too (a `set`: memcached will not leave it stale).
         drop_existing: bool,
     },
-    /// Delete `key` and reset the rate-limit states of subject `key`; with `cas`, delete the
-    /// item only if its cas matches (and leave the states alone).
+    /// Delete `key`, and reset the rate-limit states of subject `key` unless the delete is
+    /// conditional (a cas) or only marks the item stale (meta `I`).
     Delete {
         /// The key.
         key: &'a [u8],
-        /// Cas to compare.
-        cas: Option<u64>,
+        /// Cas to compare, stale marking, meta accounting.
+        opts: DeleteOptions,
     },
     /// incr/decr.
     Arith {

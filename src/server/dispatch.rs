@@ -22,7 +22,7 @@ use crate::protocol::{Reply, Request, StatsKind, StoreKind};
 use crate::ratelimit::{Limit, Mode};
 use crate::stats::{self, PrefixOp, ServerStats};
 use crate::store::smallvec::SmallVec;
-use crate::store::{ArithOptions, DumpCursor, StoreMode};
+use crate::store::{ArithOptions, DeleteOptions, DumpCursor, StoreMode, StoreOptions};
 
 /// Item slots `lru_crawler metadump` walks between checks of the output's high-water mark
 /// (at most about 100 KB of lines).
@@ -118,7 +118,7 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
                 flags,
                 exptime: i64::from(exptime),
                 value: data,
-                compare_cas: None,
+                opts: StoreOptions::default(),
             };
             exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         }
@@ -136,7 +136,10 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         }
         Request::Delete { key, noreply } => {
-            let cmd = Command::Delete { key, cas: None };
+            let cmd = Command::Delete {
+                key,
+                opts: DeleteOptions::default(),
+            };
             exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         }
         Request::Arith {

@@ -18,7 +18,7 @@ use crate::server::output::Output;
 use crate::server::stats_cmd::{self, StatsReport};
 use crate::server::Context;
 use crate::stats::ServerStats;
-use crate::store::{ArithOptions, StoreMode};
+use crate::store::{ArithOptions, DeleteOptions, StoreMode, StoreOptions};
 
 /// Runs one request. Returns [`Flow::Close`] where memcached closes.
 pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sasl) -> Flow {
@@ -75,7 +75,10 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sas
                 flags,
                 exptime: i64::from(exptime),
                 value,
-                compare_cas,
+                opts: StoreOptions {
+                    compare_cas,
+                    ..StoreOptions::default()
+                },
             };
             let shape = Shape::Store { op, cas: cas != 0 };
             exec::execute(ctx, cmd, &mut reply(shape), out);
@@ -89,10 +92,13 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sas
             exec::execute(ctx, cmd, &mut reply(Shape::Refused), out);
         }
         Command::Delete { key } => {
-            let cas = (h.cas != 0).then_some(h.cas);
+            let opts = DeleteOptions {
+                cas: (h.cas != 0).then_some(h.cas),
+                ..DeleteOptions::default()
+            };
             exec::execute(
                 ctx,
-                ExecCommand::Delete { key, cas },
+                ExecCommand::Delete { key, opts },
                 &mut reply(Shape::Other),
                 out,
             );

@@ -4,6 +4,7 @@
 //! plus one decoder arm and one responder method per protocol.
 
 pub mod binary;
+pub mod meta;
 pub mod text;
 
 use super::decision::{self, DecisionError};
@@ -15,9 +16,7 @@ use crate::protocol::command::Command;
 use crate::protocol::Refusal;
 use crate::ratelimit::{apply, apply_one, ApplyError, Decision, Limit, Mode, Verdict};
 use crate::stats::{PrefixOp, ServerStats};
-use crate::store::{
-    ArithOutcome, DeleteOptions, DeleteOutcome, ItemRef, StoreOptions, StoreOutcome,
-};
+use crate::store::{ArithOutcome, DeleteOutcome, ItemRef, StoreOutcome};
 
 /// Why a command was refused before it reached the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,12 +57,18 @@ pub trait Responder {
     fn decision(&mut self, out: &mut Output, decided: Result<&Decision, ApplyError>);
     /// A command refused before the store.
     fn refused(&mut self, out: &mut Output, why: Refused);
+    /// Whether the protocol's commands count in `stats detail` (memcached's meta commands
+    /// do not).
+    fn counts_detail(&self) -> bool {
+        true
+    }
 }
 
 /// Runs one command and reports it to `r`.
 pub fn execute(ctx: &Context, cmd: Command<'_>, r: &mut impl Responder, out: &mut Output) -> Ran {
+    let counts_detail = r.counts_detail();
     let detail = |key: &[u8], op| {
-        if ctx.stats.detail.enabled() {
+        if counts_detail && ctx.stats.detail.enabled() {
             ctx.stats
                 .detail
                 .record(key, ctx.config.prefix_delimiter, op);
@@ -99,13 +104,9 @@ pub fn execute(ctx: &Context, cmd: Command<'_>, r: &mut impl Responder, out: &mu
             flags,
             exptime,
             value,
-            compare_cas,
+            opts,
         } => {
             detail(key, PrefixOp::Set);
-            let opts = StoreOptions {
-                compare_cas,
-                ..StoreOptions::default()
-            };
             let (outcome, cas) = store.store_ext(mode, key, flags, exptime, value, opts);
             r.stored(out, outcome, cas);
         }
@@ -129,19 +130,13 @@ pub fn execute(ctx: &Context, cmd: Command<'_>, r: &mut impl Responder, out: &mu
                 Some(Err(e)) => return refuse(r, out, Refused::Decision(e)),
             }
         }
-        Command::Delete { key, cas } => {
+        Command::Delete { key, opts } => {
             detail(key, PrefixOp::Delete);
-            let outcome = match cas {
-                None if delete_key(ctx, key) => DeleteOutcome::Deleted,
-                None => DeleteOutcome::NotFound,
-                Some(cas) => {
-                    let opts = DeleteOptions {
-                        cas: Some(cas),
-                        ..DeleteOptions::default()
-                    };
-                    store.delete(key, opts)
-                }
-            };
+            let mut outcome = store.delete(key, opts);
+            // An unconditional delete also resets the subject's rate-limit states.
+            if opts.cas.is_none() && !opts.stale && ctx.limiter.reset(key) {
+                outcome = DeleteOutcome::Deleted;
+            }
             r.deleted(out, outcome);
         }
         Command::Arith { key, opts } => r.arith(out, store.arith(key, opts)),
@@ -172,14 +167,6 @@ pub fn execute(ctx: &Context, cmd: Command<'_>, r: &mut impl Responder, out: &mu
 fn refuse(r: &mut impl Responder, out: &mut Output, why: Refused) -> Ran {
     r.refused(out, why);
     Ran::Failed
-}
-
-/// `delete key` in every protocol: removes the cache item and every rate-limit state of the
-/// subject `key`; true if either was there.
-pub fn delete_key(ctx: &Context, key: &[u8]) -> bool {
-    let item = ctx.store.delete(key, DeleteOptions::default()) == DeleteOutcome::Deleted;
-    let states = ctx.limiter.reset(key);
-    item || states
 }
 
 /// Decides `limits` atomically and counts the request in the rate-limit stats (`cmd_ratelimit`
