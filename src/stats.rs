@@ -394,7 +394,9 @@ pub fn settings(cfg: &Config, store: &Store, s: &ServerStats) -> Vec<Stat> {
             "ratelimit_prefix",
             cfg.ratelimit_prefix
                 .as_deref()
-                .map_or("(null)".to_string(), |p| String::from_utf8_lossy(p).into_owned()),
+                .map_or("(null)".to_string(), |p| {
+                    String::from_utf8_lossy(p).into_owned()
+                }),
         ),
         pair("track_sizes", "no"),
         pair("shards", store.shard_count()),
