@@ -55,10 +55,18 @@ pub(super) const LONG_OPTS: &[(&str, HasArg, char)] = &[
     ("napi-ids", HasArg::Required, 'N'),
     // ratecached's own options (long form only).
     ("policies", HasArg::Required, POLICIES),
+    ("log", HasArg::Required, LOG),
 ];
 
 /// Option letter of `--policies` (it has no short form).
 pub(super) const POLICIES: char = '\u{1}';
+/// Option letter of `--log` (it has no short form).
+pub(super) const LOG: char = '\u{2}';
+
+/// True for ratecached's own options (no short form, matched only in full).
+pub(super) fn is_own(c: char) -> bool {
+    c.is_control()
+}
 
 /// One command line element as getopt returns it.
 #[derive(Debug, PartialEq, Eq)]
@@ -119,7 +127,7 @@ impl Getopt {
                 // accepts keeps its meaning.
                 let found: Vec<_> = LONG_OPTS
                     .iter()
-                    .filter(|o| o.2 != POLICIES && o.0.starts_with(name))
+                    .filter(|o| !is_own(o.2) && o.0.starts_with(name))
                     .collect();
                 match found.as_slice() {
                     [] => return Err(err(format!("unrecognized option '--{body}'"))),

@@ -133,6 +133,9 @@ pub struct Config {
     pub ratelimit_evict: bool,
     /// `--policies FILE`: named rate-limit policies (TOML), reloaded on SIGHUP.
     pub policies: Option<PathBuf>,
+    /// `--log FILE`: append the log to FILE (reopened on SIGHUP) instead of stderr, or of
+    /// syslog under `-d`.
+    pub log_file: Option<PathBuf>,
     /// Flags and `-o` options accepted for compatibility but without effect, for `-v`.
     pub ignored: Vec<String>,
 }
@@ -183,6 +186,7 @@ impl Default for Config {
             ratelimit_memory: 64 << 20,
             ratelimit_evict: true,
             policies: None,
+            log_file: None,
             ignored: Vec::new(),
         }
     }

@@ -1,6 +1,6 @@
 //! Applying options in order to a [`Config`], and memcached's cross-flag checks at the end.
 
-use super::getopt::POLICIES;
+use super::getopt::{LOG, POLICIES};
 use super::listen::listen_entry;
 use super::suboptions::{INERT_SUBOPTS, NUMERIC_SUBOPTS};
 use super::usage::{license, usage, version};
@@ -70,6 +70,7 @@ impl Parser {
             }
             's' => cfg.unix_socket = Some(v.into()),
             POLICIES => cfg.policies = Some(v.into()),
+            LOG => cfg.log_file = Some(v.into()),
             'a' => {
                 cfg.unix_mask = u32::from_str_radix(v, 8)
                     .ok()

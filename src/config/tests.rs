@@ -1,6 +1,6 @@
 //! Tests of the command line: memcached's flags, errors and cross-checks, and ratecached's own.
 
-use super::getopt::{LONG_OPTS, POLICIES};
+use super::getopt::{is_own, LONG_OPTS};
 use super::suboptions::{CHECKED_SUBOPTS, INERT_SUBOPTS, NUMERIC_SUBOPTS};
 use super::*;
 
@@ -316,7 +316,7 @@ fn help_version_and_license() {
     assert!(help.starts_with("ratecached 0.1.0 (memcached 1.6.18 compatible)\n-p, --port"));
     assert!(help.contains("(default: 127.0.0.1, loopback only;"));
     assert!(help.contains("(default: 11211)"));
-    for (long, _, short) in LONG_OPTS.iter().filter(|o| o.2 != POLICIES) {
+    for (long, _, short) in LONG_OPTS.iter().filter(|o| !is_own(o.2)) {
         assert!(
             help.contains(&format!("-{short}, --{long}")),
             "{long} missing from help"
@@ -874,5 +874,23 @@ mod ratecache_options {
             cfg.policies.as_deref(),
             Some(std::path::Path::new("p.toml"))
         );
+    }
+
+    #[test]
+    fn log_flag_sets_the_file_and_only_matches_in_full() {
+        let Ok(Action::Run(cfg)) = parse(["--log", "/var/log/rc.log", "-d"]) else {
+            panic!()
+        };
+        assert_eq!(
+            cfg.log_file.as_deref(),
+            Some(std::path::Path::new("/var/log/rc.log"))
+        );
+        assert!(cfg.daemonize);
+        // memcached's abbreviations keep their meaning: --lo is still --lock-memory.
+        let Ok(Action::Run(cfg)) = parse(["--lo"]) else {
+            panic!()
+        };
+        assert!(cfg.log_file.is_none());
+        assert!(parse(["--log"]).is_err(), "--log needs a file");
     }
 }

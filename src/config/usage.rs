@@ -99,6 +99,8 @@ pub(super) fn usage() -> String {
 
 ratecached:
 --policies=<file>         named rate-limit policies (TOML), reloaded on SIGHUP
+--log=<file>              append the log (-v lines included) to <file>, reopened on
+                          SIGHUP (default: stderr; with -d, syslog facility daemon)
 -o ratelimit_memory=<mb>  memory for rate-limit states, apart from -m and never
                           evicted for cache items (default: {rl_mem})
 -o ratelimit_full=<how>   when that memory is full: evict (the state closest to
