@@ -206,6 +206,16 @@ impl<'a, T: Transport> Conn<'a, T> {
         }
     }
 
+    /// `-v`: memcached reports a failed read only while it discards a refused value or reads
+    /// one (a reset between requests closes silently).
+    fn read_failed(&self, e: &io::Error) {
+        if self.input.skip > 0 {
+            self.log.read_failed(None);
+        } else if self.input.in_value {
+            self.log.read_failed(Some(e));
+        }
+    }
+
     /// Moves the loop to `state`, logged at `-vvv`.
     #[inline]
     fn enter(&mut self, state: State) {
@@ -343,9 +353,9 @@ impl<'a, T: Transport> Conn<'a, T> {
                     }
                 },
             };
-            if ready.is_err() {
+            if let Err(e) = ready {
                 self.log.refresh(self.ctx);
-                self.log.read_failed();
+                self.read_failed(&e);
                 return false;
             }
             self.enter(State::Read);
@@ -378,8 +388,8 @@ impl<'a, T: Transport> Conn<'a, T> {
                         give_buffer(std::mem::take(buf));
                     }
                 }
-                Err(_) => {
-                    self.log.read_failed();
+                Err(e) => {
+                    self.read_failed(&e);
                     return false;
                 }
             }

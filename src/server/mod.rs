@@ -267,6 +267,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     ctx.auth = auth;
     let ctx = Arc::new(ctx);
     ctx.reload_policies().map_err(std::io::Error::other)?;
+    if ctx.config.sasl && ctx.config.verbosity >= 1 {
+        crate::logging::wire(1, format_args!("Initialized SASL."));
+    }
     verbose::slab_classes(&ctx);
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
     let mut tasks = Vec::new();

@@ -78,7 +78,9 @@ impl<'c> TextSession<'c> {
             if shape.verbosity {
                 log.refresh(ctx);
             }
-            verbose::text::replies(*log, &shape, noreply, out.since(mark));
+            if log.level() >= 2 || shape.memlimit.is_some() {
+                verbose::text::replies(*log, &shape, noreply, out.since(mark));
+            }
             if noreply {
                 out.truncate(mark);
             }

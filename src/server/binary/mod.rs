@@ -49,7 +49,7 @@ impl<'c> BinarySession<'c> {
     #[inline(never)]
     fn step_logged(&mut self, buf: &[u8], out: &mut Output) -> Step {
         let (log, mark) = (self.log, out.pending());
-        let authenticated = self.sasl.authenticated;
+        let (authenticated, started) = (self.sasl.authenticated, self.sasl.started());
         if let Some(stop) = self.gate(buf, out) {
             verbose::binary::header(log, buf);
             verbose::binary::auth(log, buf[1], false);
@@ -75,7 +75,14 @@ impl<'c> BinarySession<'c> {
                 verbose::binary::auth(log, op, authenticated);
             }
             verbose::binary::command(log, &req);
-            verbose::binary::replies(log, Some(&req), out.since(mark));
+            if let Command::SaslAuth { .. } = req.command {
+                if let Some(st) = verbose::binary::first_status(out.since(mark)) {
+                    verbose::binary::sasl_result(log, &req, started, st);
+                }
+            }
+            if log.level() >= 2 {
+                verbose::binary::replies(log, Some(&req), out.since(mark));
+            }
             if req.command == Command::Invalid {
                 verbose::binary::protocol_error(log, op);
             }

@@ -110,6 +110,56 @@ pub fn command(log: ConnLog, req: &Request<'_>) {
     }
 }
 
+/// `-v`: how a SASL auth or step ended, in the words of memcached and of the Cyrus SASL
+/// library Debian's memcached uses (result codes `SASL_OK` 0, `SASL_CONTINUE` 1,
+/// `SASL_NOMECH` -4, `SASL_BADPROT` -5, `SASL_NOUSER` -20). `started`: a PLAIN exchange was
+/// waiting for its step; `st`: the status answered.
+pub fn sasl_result(log: ConnLog, req: &Request<'_>, started: bool, st: u16) {
+    let Command::SaslAuth { mech, step, data } = req.command else {
+        return;
+    };
+    if log.level() < 1 {
+        return;
+    }
+    let code = match st {
+        status::SUCCESS => 0,
+        status::AUTH_CONTINUE => 1,
+        _ if step && !started => {
+            let fd = log.fd();
+            log.line(
+                1,
+                format_args!(
+                    "{fd}: SASL_STEP called but sasl_server_start not called for this connection!"
+                ),
+            );
+            -1
+        }
+        _ => {
+            let (code, why) = if mech != b"PLAIN" {
+                (-4, format!("Couldn't find mech {}", show(mech)))
+            } else {
+                match data.iter().filter(|&&b| b == 0).count() {
+                    0 => (-5, "Can only find author (no password)".to_string()),
+                    1 => (-5, "Can only find author/en (no password)".to_string()),
+                    _ => (-20, "Password verification failed".to_string()),
+                }
+            };
+            log.line(1, format_args!("SASL (severity 2): {why}"));
+            code
+        }
+    };
+    log.line(1, format_args!("sasl result code:  {code}"));
+    if code < 0 {
+        log.line(1, format_args!("Unknown sasl response:  {code}"));
+    }
+}
+
+/// The status of the first response in `written` (`None` when nothing was written).
+pub fn first_status(written: Vec<&[u8]>) -> Option<u16> {
+    let h = Reader::new(written).take(HEADER_LEN)?;
+    Some(u16::from_be_bytes([h[6], h[7]]))
+}
+
 /// `-v`: a known opcode with bad lengths or a key over 250 bytes, answered and closed.
 pub fn protocol_error(log: ConnLog, op: u8) {
     let fd = log.fd();

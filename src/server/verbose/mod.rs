@@ -9,6 +9,8 @@
 //! bytes a request spans and the replies it wrote, so the executors know nothing of logging.
 
 pub mod binary;
+#[cfg(test)]
+mod session_tests;
 pub mod text;
 
 use std::fmt;
@@ -105,9 +107,21 @@ impl ConnLog {
         self.line(2, format_args!("Closing idle fd {}", self.fd));
     }
 
-    /// `-v`: a read failed other than by blocking (a reset connection, say).
-    pub fn read_failed(self) {
-        self.line(1, format_args!("Failed to read, and not due to blocking"));
+    /// `-v`: a read failed other than by blocking (a reset connection, say) while discarding
+    /// a value (`None`) or reading one (`Some`: memcached adds the error, and its buffer
+    /// pointers, left out here).
+    pub fn read_failed(self, reading_value: Option<&std::io::Error>) {
+        match reading_value {
+            None => self.line(1, format_args!("Failed to read, and not due to blocking")),
+            Some(e) => self.line(
+                1,
+                format_args!(
+                    "Failed to read, and not due to blocking:\nerrno: {} {} ",
+                    e.raw_os_error().unwrap_or(0),
+                    strerror(e)
+                ),
+            ),
+        }
     }
 
     /// `-v`: a write failed other than by blocking (memcached's `perror`).
