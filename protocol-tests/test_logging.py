@@ -189,6 +189,41 @@ def test_noreply_replies_are_logged_as_noreply(make_server):
     ] + CLOSED
 
 
+def test_a_cas_conflict_logs_both_uniques(make_server):
+    srv = make_server("-vv")
+    cas = []
+
+    def talk(c):
+        c.set(b"a", b"x")
+        cas.append(c.gets_cas(b"a"))
+        bad = cas[0] + 1000
+        c.roundtrip(b"cas a 0 0 1 %d\r\ny\r\ncas a 0 0 1 %d noreply\r\ny\r\n" % (bad, bad))
+
+    lines = session(srv, talk)
+    n, bad = cas[0], cas[0] + 1000
+    assert lines == opened() + [
+        "<FD set a 0 0 1", ">FD STORED",
+        "<FD gets a", ">FD sending key a", ">FD END",
+        f"<FD cas a 0 0 1 {bad}", f"CAS:  failure: expected {n}, got {bad}", ">FD EXISTS",
+        f"<FD cas a 0 0 1 {bad} noreply", f"CAS:  failure: expected {n}, got {bad}",
+        ">FD NOREPLY EXISTS",
+    ] + VERSION + CLOSED
+    # The binary protocol's set with a cas unique takes the same path.
+    request = bp.store(bp.SET, b"a", b"z", cas=bad)
+
+    def talk_binary(c):
+        assert bp.roundtrip(c, request)[0].status == bp.EXISTS
+
+    lines = session(srv, talk_binary, binary=True)
+    noop = write_dump(bp.resp(bp.NOOP, opaque=0x5E5E5E5E))
+    assert lines == opened("binary") + read_dump(request) + [
+        "<FD SET a Value len is 1", f"CAS:  failure: expected {n}, got {bad}",
+        ">FD Writing an error: Data exists for key.",
+    ] + write_dump(bp.resp(bp.SET, bp.EXISTS, value=b"Data exists for key.")) + read_dump(
+        NOOP
+    ) + noop + CLOSED
+
+
 def test_meta_commands_log_their_line_and_errors_only(make_server):
     srv = make_server("-vv")
 

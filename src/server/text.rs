@@ -73,10 +73,16 @@ impl<'c> TextSession<'c> {
                 verbose::text::request(*log, buf);
             }
             let shape = verbose::text::shape(&req);
+            let cas = verbose::text::cas_of(&req).filter(|_| log.level() >= 2);
             let noreply = log.level() >= 2 && verbose::text::take_noreply(&mut req);
             let flow = dispatch::execute(ctx, req, out, cursor);
             if shape.verbosity {
                 log.refresh(ctx);
+            }
+            if let Some((key, unique)) = cas {
+                if verbose::text::first_line_is(out.since(mark), b"EXISTS") {
+                    verbose::cas_failure(*log, ctx, key, unique);
+                }
             }
             if log.level() >= 2 || shape.memlimit.is_some() {
                 verbose::text::replies(*log, &shape, noreply, out.since(mark));

@@ -12,7 +12,8 @@ use super::text::{decode_limits, step_of};
 use super::verbose::{self, ConnLog};
 use super::Context;
 use crate::protocol::binary::{
-    batch_keys, decode, opcode, status, write_error, Command, Header, HEADER_LEN, REQ_MAGIC,
+    batch_keys, decode, opcode, status, write_error, Command, Header, StoreOp, HEADER_LEN,
+    REQ_MAGIC,
 };
 use crate::protocol::{Decode, DecodeLimits, Frame};
 use sasl::Sasl;
@@ -75,10 +76,24 @@ impl<'c> BinarySession<'c> {
                 verbose::binary::auth(log, op, authenticated);
             }
             verbose::binary::command(log, &req);
-            if let Command::SaslAuth { .. } = req.command {
-                if let Some(st) = verbose::binary::first_status(out.since(mark)) {
-                    verbose::binary::sasl_result(log, &req, started, st);
+            match req.command {
+                Command::SaslAuth { .. } => {
+                    if let Some(st) = verbose::binary::first_status(out.since(mark)) {
+                        verbose::binary::sasl_result(log, &req, started, st);
+                    }
                 }
+                // memcached's cas path: set, add and replace with a cas unique.
+                Command::Store { op, key, .. }
+                    if log.level() >= 2
+                        && req.header.cas != 0
+                        && matches!(op, StoreOp::Set | StoreOp::Add | StoreOp::Replace) =>
+                {
+                    let st = verbose::binary::first_status(out.since(mark));
+                    if st == Some(status::KEY_EEXISTS) {
+                        verbose::cas_failure(log, ctx, key, req.header.cas);
+                    }
+                }
+                _ => {}
             }
             if log.level() >= 2 {
                 verbose::binary::replies(log, Some(&req), out.since(mark));

@@ -139,6 +139,19 @@ impl ConnLog {
     }
 }
 
+/// `-vv`: a `cas` (text or binary) found another cas unique on `key` (memcached's
+/// `CAS:  failure` line; the current unique is read back without touching the item).
+pub fn cas_failure(log: ConnLog, ctx: &Context, key: &[u8], got: u64) {
+    if log.level() >= 2 {
+        if let Some(expected) = ctx.store.meta_peek(key, |it| it.map(|it| it.cas())) {
+            log.line(
+                2,
+                format_args!("CAS:  failure: expected {expected}, got {got}"),
+            );
+        }
+    }
+}
+
 /// The connection loop's states, named as memcached names its equivalents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {

@@ -6,7 +6,7 @@
 //! `ratelimit_all` log their reply lines as `out_string` would; `ml` logs as a meta command.
 
 use super::{show, ConnLog, Reader};
-use crate::protocol::{Request, StatsKind};
+use crate::protocol::{Request, StatsKind, StoreKind};
 
 /// Which reply lines memcached logs for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,24 @@ pub fn shape(req: &Request<'_>) -> Shape {
             _ => None,
         },
     }
+}
+
+/// The key and cas unique of a `cas` command.
+pub fn cas_of<'a>(req: &Request<'a>) -> Option<(&'a [u8], u64)> {
+    match req {
+        Request::Store {
+            kind: StoreKind::Cas,
+            key,
+            cas,
+            ..
+        } => Some((key, *cas)),
+        _ => None,
+    }
+}
+
+/// True when the first reply line in `written` is `line`.
+pub fn first_line_is(written: Vec<&[u8]>, line: &[u8]) -> bool {
+    Reader::new(written).line().as_deref() == Some(line)
 }
 
 /// Clears `req`'s `noreply` and says whether it was set: the request then writes the reply
