@@ -402,6 +402,18 @@ def test_rate_limit_commands_log_in_the_same_style(make_server):
         "<FD ml k R10 W1s",
         "<FD ml k", ">FD CLIENT_ERROR bad command line format",
     ] + VERSION + CLOSED
+    # The binary rate-limit opcode logs as GET does.
+    request = bp.ratelimit(b"k", 10, 1000)
+    replies = []
+
+    def talk_binary(c):
+        replies.extend(bp.roundtrip(c, request))
+
+    lines = session(srv, talk_binary, binary=True)
+    noop = read_dump(NOOP) + write_dump(bp.resp(bp.NOOP, opaque=0x5E5E5E5E))
+    assert lines == opened("binary") + read_dump(request) + ["<FD RATELIMIT k"] + write_dump(
+        replies[0]
+    ) + noop + CLOSED
 
 
 @pytest.mark.ratecached_only
