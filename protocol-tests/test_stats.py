@@ -254,6 +254,8 @@ def test_stats_settings_verbosity_follows_command(conn):
         (("-I", "512k"), "item_size_max", "524288"),
         (("-I", "2m"), "item_size_max", "2097152"),
         (("-F",), "flush_enabled", "no"),
+        (("-X",), "dump_enabled", "no"),
+        ((), "dump_enabled", "yes"),
         (("-A",), "shutdown_command", "yes"),
         ((), "shutdown_command", "no"),
         (("-v",), "verbosity", "1"),

@@ -2,6 +2,8 @@
 # The project's single test command (CI runs it through .ci/run).
 #
 #   1. system tools: memcached (the reference server) and memccapable
+#   1b. optional clients of the scaling and client-library tests: twemproxy (nutcracker), Go
+#       and gomemcache, PHP Memcached, libmemcached-dev, memjs from npm (skips with a line each)
 #   2. Python venv at target/venv with protocol-tests/requirements.txt
 #   3. cargo test --workspace
 #   3b. the unsafe code under Miri (scripts/miri.sh: its own tests and the lock-free races;
@@ -92,6 +94,54 @@ install_tools() {
     command -v memcached >/dev/null 2>&1 || { echo "error: memcached not found" >&2; return 1; }
     command -v memccapable >/dev/null 2>&1 || { echo "error: memccapable not found" >&2; return 1; }
     echo "reference: $(memcached -V 2>&1) at $(command -v memcached); memccapable at $(command -v memccapable)"
+}
+
+# -- 1b. the client libraries and the proxy of the scaling tests (optional) -------------
+# protocol-tests/test_clients_lang.py and test_scaling.py drive ratecached through unchanged
+# clients of five languages and through twemproxy; each test whose client is missing skips
+# with its reason, so a package that cannot be had here is one line, never a failure.
+MEMJS_VERSION=1.3.2
+install_clients() {
+    local wanted=() missing=() pkg
+    command -v nutcracker >/dev/null 2>&1 || [ -x /usr/sbin/nutcracker ] || wanted+=(nutcracker)
+    command -v go >/dev/null 2>&1 || wanted+=(golang-go)
+    [ -d /usr/share/gocode/src/github.com/bradfitz/gomemcache ] || wanted+=(golang-github-bradfitz-gomemcache-dev)
+    command -v php >/dev/null 2>&1 || wanted+=(php-cli)
+    if ! command -v php >/dev/null 2>&1 || ! php -r 'exit(class_exists("Memcached") ? 0 : 1);' >/dev/null 2>&1; then
+        wanted+=(php-memcached)
+    fi
+    pkg-config --exists libmemcached 2>/dev/null || wanted+=(libmemcached-dev)
+    command -v npm >/dev/null 2>&1 || wanted+=(npm)
+    if [ ${#wanted[@]} -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "skip: ${wanted[*]} not installed and not root; their clients' tests skip" \
+                "(sudo apt-get install -y ${wanted[*]})"
+        else
+            echo "installing ${wanted[*]}"
+            DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || true
+            if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${wanted[@]}" >/dev/null; then
+                for pkg in "${wanted[@]}"; do
+                    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null ||
+                        missing+=("$pkg")
+                done
+            fi
+            if [ ${#missing[@]} -gt 0 ]; then
+                echo "skip: apt-get could not install ${missing[*]}; their clients' tests skip"
+            fi
+        fi
+    fi
+    if [ -d target/node-clients/node_modules/memjs ]; then
+        :
+    elif ! command -v npm >/dev/null 2>&1; then
+        echo "skip: memjs: npm not found; the memjs test skips"
+    elif ! timeout 300 npm install --prefix target/node-clients --no-audit --no-fund --silent \
+        "memjs@$MEMJS_VERSION" >"$LOG_DIR/npm.log" 2>&1; then
+        echo "skip: memjs: npm install failed (registry unreachable?), the memjs test skips:" \
+            "$(tail -n 1 "$LOG_DIR/npm.log")"
+    fi
+    echo "clients: nutcracker $(command -v nutcracker || echo missing)," \
+        "go $(command -v go || echo missing), php $(command -v php || echo missing)," \
+        "memjs $([ -d target/node-clients/node_modules/memjs ] && echo installed || echo missing)"
 }
 
 # -- 2. Python venv ------------------------------------------------------------
@@ -201,6 +251,7 @@ FUZZ_LINE=""
 
 TOOLS_OK=1
 step deps install_tools || TOOLS_OK=0
+step clients install_clients || true
 VENV_OK=1
 step venv setup_venv || VENV_OK=0
 step "cargo test" cargo test --workspace || true

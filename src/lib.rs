@@ -6,8 +6,10 @@
 
 pub mod clock; // the clock trait: coarse real clock, mock clock for tests
 pub mod config; // memcached-compatible command line flags and limits
-pub mod limiter;
-pub mod logging; // the log level: -v flags and the verbosity command // rate-limit state apart from cache data: own budget, lock-free decisions
+pub mod limit_stats; // rate-limit counters per policy and key prefix, `stats ratelimit`
+pub mod limiter; // rate-limit state apart from cache data: own budget, lock-free decisions
+pub mod logging; // the log level: -v flags and the verbosity command
+pub mod metrics; // the Prometheus text exposition of the stats (`--metrics ADDR`)
 pub mod numeric; // C-compatible decimal parsing shared by protocol and store
 pub mod persist; // warm restarts: items and rate-limit states saved to and restored from -e FILE
 pub mod protocol; // request/response model and the text protocol codec

@@ -373,7 +373,7 @@ pub fn settings(cfg: &Config, store: &Store, s: &ServerStats) -> Vec<Stat> {
         pair("slab_chunk_max", cfg.slab_chunk_max),
         pair("lru_crawler", "no"),
         pair("flush_enabled", yes_no(!cfg.disable_flush)),
-        pair("dump_enabled", "yes"),
+        pair("dump_enabled", yes_no(!cfg.disable_dumping)),
         pair("hash_algorithm", "ahash"),
         pair("lru_maintainer_thread", "no"),
         pair("lru_segmented", "no"),
@@ -389,6 +389,12 @@ pub fn settings(cfg: &Config, store: &Store, s: &ServerStats) -> Vec<Stat> {
         pair(
             "ratelimit_full",
             if cfg.ratelimit_evict { "evict" } else { "deny" },
+        ),
+        pair(
+            "ratelimit_prefix",
+            cfg.ratelimit_prefix
+                .as_deref()
+                .map_or("(null)".to_string(), |p| String::from_utf8_lossy(p).into_owned()),
         ),
         pair("track_sizes", "no"),
         pair("shards", store.shard_count()),

@@ -13,6 +13,8 @@ pub const MAX_PERIOD_NS: u64 = 365 * 86_400 * 1_000_000_000;
 /// Error strings a rate-limit parser may answer (text and meta forms).
 pub const ERRORS: &[&str] = &[
     "bad command line format",
+    ratecache::protocol::limits::RATELIMIT_USAGE,
+    ratecache::protocol::limits::RATELIMIT_ALL_USAGE,
     "invalid limit",
     "invalid period",
     "invalid burst",

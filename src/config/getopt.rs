@@ -55,18 +55,21 @@ pub(super) const LONG_OPTS: &[(&str, HasArg, char)] = &[
     ("napi-ids", HasArg::Required, 'N'),
     // ratecached's own options (long form only).
     ("policies", HasArg::Required, POLICIES),
+    ("ratelimit-prefix", HasArg::Required, RATELIMIT_PREFIX),
+    ("metrics", HasArg::Required, METRICS),
     ("log", HasArg::Required, LOG),
 ];
 
 /// Option letter of `--policies` (it has no short form).
 pub(super) const POLICIES: char = '\u{1}';
+/// Option letter of `--ratelimit-prefix` (it has no short form).
+pub(super) const RATELIMIT_PREFIX: char = '\u{2}';
+/// Option letter of `--metrics` (it has no short form).
+pub(super) const METRICS: char = '\u{3}';
 /// Option letter of `--log` (it has no short form).
-pub(super) const LOG: char = '\u{2}';
-
-/// True for ratecached's own options (no short form, matched only in full).
-pub(super) fn is_own(c: char) -> bool {
-    c.is_control()
-}
+pub(super) const LOG: char = '\u{4}';
+/// ratecached's own options, which have no short form.
+pub(super) const OWN_OPTS: [char; 4] = [POLICIES, RATELIMIT_PREFIX, METRICS, LOG];
 
 /// One command line element as getopt returns it.
 #[derive(Debug, PartialEq, Eq)]
@@ -127,7 +130,7 @@ impl Getopt {
                 // accepts keeps its meaning.
                 let found: Vec<_> = LONG_OPTS
                     .iter()
-                    .filter(|o| !is_own(o.2) && o.0.starts_with(name))
+                    .filter(|o| !OWN_OPTS.contains(&o.2) && o.0.starts_with(name))
                     .collect();
                 match found.as_slice() {
                     [] => return Err(err(format!("unrecognized option '--{body}'"))),

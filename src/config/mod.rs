@@ -131,8 +131,15 @@ pub struct Config {
     /// `-o ratelimit_full=evict|deny`: when the rate-limit memory is full, evict the state
     /// closest to full (true, the default) or refuse new subjects.
     pub ratelimit_evict: bool,
+    /// `-X`: refuse `stats cachedump` and `lru_crawler metadump`.
+    pub disable_dumping: bool,
     /// `--policies FILE`: named rate-limit policies (TOML), reloaded on SIGHUP.
     pub policies: Option<PathBuf>,
+    /// `--ratelimit-prefix PREFIX` (`-o ratelimit_prefix`): keys that begin with it are
+    /// decision keys, decided by every retrieval command (off by default).
+    pub ratelimit_prefix: Option<Vec<u8>>,
+    /// `--metrics ADDR`: serve Prometheus metrics on `http://ADDR/metrics` (off by default).
+    pub metrics: Option<std::net::SocketAddr>,
     /// `--log FILE`: append the log to FILE (reopened on SIGHUP) instead of stderr, or of
     /// syslog under `-d`.
     pub log_file: Option<PathBuf>,
@@ -185,7 +192,10 @@ impl Default for Config {
             ratelimit_snapshot: 0,
             ratelimit_memory: 64 << 20,
             ratelimit_evict: true,
+            disable_dumping: false,
             policies: None,
+            ratelimit_prefix: None,
+            metrics: None,
             log_file: None,
             ignored: Vec::new(),
         }

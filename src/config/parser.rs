@@ -1,11 +1,11 @@
 //! Applying options in order to a [`Config`], and memcached's cross-flag checks at the end.
 
-use super::getopt::{LOG, POLICIES};
+use super::getopt::{LOG, METRICS, POLICIES, RATELIMIT_PREFIX};
 use super::listen::listen_entry;
 use super::suboptions::{INERT_SUBOPTS, NUMERIC_SUBOPTS};
 use super::usage::{license, usage, version};
 use super::values::{
-    bad_number, check_slab_sizes, item_size, need, number, port, positive, sub_number,
+    bad_number, check_slab_sizes, item_size, metrics_addr, need, number, port, positive, sub_number,
 };
 use super::{err, Action, Config, ConfigError, ProtocolChoice, ITEM_SIZE_MAX, ITEM_SIZE_MIN};
 
@@ -70,6 +70,8 @@ impl Parser {
             }
             's' => cfg.unix_socket = Some(v.into()),
             POLICIES => cfg.policies = Some(v.into()),
+            RATELIMIT_PREFIX => cfg.ratelimit_prefix = Some(ratelimit_prefix(v)?),
+            METRICS => cfg.metrics = Some(metrics_addr(v)?),
             LOG => cfg.log_file = Some(v.into()),
             'a' => {
                 cfg.unix_mask = u32::from_str_radix(v, 8)
@@ -149,7 +151,7 @@ impl Parser {
             }
             'r' => self.ignore("-r (--enable-coredumps)"),
             'k' => self.ignore("-k (--lock-memory)"),
-            'X' => self.ignore("-X (--disable-dumping)"),
+            'X' => cfg.disable_dumping = true,
             'W' => self.ignore("-W (--disable-watch)"),
             'e' => cfg.memory_file = Some(v.into()),
             'N' => {
@@ -214,6 +216,11 @@ impl Parser {
             "ratelimit_snapshot" => {
                 let v = need(value, "Missing numeric argument for ratelimit_snapshot")?;
                 self.cfg.ratelimit_snapshot = sub_number(name, v)?;
+                return Ok(());
+            }
+            "ratelimit_prefix" => {
+                let v = need(value, "Missing ratelimit_prefix argument")?;
+                self.cfg.ratelimit_prefix = Some(ratelimit_prefix(v)?);
                 return Ok(());
             }
             "ratelimit_full" => {
@@ -493,4 +500,15 @@ impl Parser {
         }
         Ok(self.cfg)
     }
+}
+
+/// Checks a `--ratelimit-prefix`: 1 to 64 bytes that a key may hold (no space or control
+/// character), so that every decision key can still carry a subject.
+fn ratelimit_prefix(v: &str) -> Result<Vec<u8>, ConfigError> {
+    if v.is_empty() || v.len() > 64 || v.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(err(
+            "ratelimit_prefix must be 1 to 64 characters without spaces or control characters",
+        ));
+    }
+    Ok(v.as_bytes().to_vec())
 }

@@ -1,6 +1,6 @@
 //! Tests of the command line: memcached's flags, errors and cross-checks, and ratecached's own.
 
-use super::getopt::{is_own, LONG_OPTS};
+use super::getopt::{LONG_OPTS, OWN_OPTS};
 use super::suboptions::{CHECKED_SUBOPTS, INERT_SUBOPTS, NUMERIC_SUBOPTS};
 use super::*;
 
@@ -316,9 +316,15 @@ fn help_version_and_license() {
     assert!(help.starts_with("ratecached 0.1.0 (memcached 1.6.18 compatible)\n-p, --port"));
     assert!(help.contains("(default: 127.0.0.1, loopback only;"));
     assert!(help.contains("(default: 11211)"));
-    for (long, _, short) in LONG_OPTS.iter().filter(|o| !is_own(o.2)) {
+    for (long, _, short) in LONG_OPTS.iter().filter(|o| !OWN_OPTS.contains(&o.2)) {
         assert!(
             help.contains(&format!("-{short}, --{long}")),
+            "{long} missing from help"
+        );
+    }
+    for (long, _, _) in LONG_OPTS.iter().filter(|o| OWN_OPTS.contains(&o.2)) {
+        assert!(
+            help.contains(&format!("\n--{long}=")),
             "{long} missing from help"
         );
     }
@@ -433,11 +439,12 @@ fn delimiter_turns_on_detail_stats() {
 fn flags_without_effect_are_noted() {
     let cfg = run(&["-r", "-k", "-L", "-X", "-W", "-e", "/dev/shm/m", "-N", "2"]);
     assert!(cfg.large_pages);
+    assert!(cfg.disable_dumping);
     assert_eq!(
         cfg.memory_file.as_deref(),
         Some(std::path::Path::new("/dev/shm/m"))
     );
-    for flag in ["-r ", "-k ", "-L ", "-X ", "-W ", "-N "] {
+    for flag in ["-r ", "-k ", "-L ", "-W ", "-N "] {
         assert!(
             has_note(&cfg, flag),
             "{flag} not noted in {:?}",
@@ -874,6 +881,51 @@ mod ratecache_options {
             cfg.policies.as_deref(),
             Some(std::path::Path::new("p.toml"))
         );
+    }
+
+    #[test]
+    fn ratelimit_prefix_is_off_by_default_and_set_by_either_spelling() {
+        assert_eq!(run(&[]).ratelimit_prefix, None);
+        let long = run(&["--ratelimit-prefix", "rl:"]).ratelimit_prefix;
+        assert_eq!(long.as_deref(), Some(&b"rl:"[..]));
+        let sub = run(&["-o", "ratelimit_prefix=_limit/"]).ratelimit_prefix;
+        assert_eq!(sub.as_deref(), Some(&b"_limit/"[..]));
+        for bad in ["", "a b", "\x01", &"p".repeat(65)] {
+            let msg = fail(&["--ratelimit-prefix", bad]);
+            assert!(msg.contains("ratelimit_prefix must be"), "{bad:?}: {msg}");
+        }
+        assert!(fail(&["-o", "ratelimit_prefix"]).contains("Missing ratelimit_prefix"));
+    }
+
+    #[test]
+    fn metrics_flag_takes_an_address_or_a_port() {
+        let addr = |args: &[&str]| match parse(args.iter().copied()) {
+            Ok(Action::Run(cfg)) => Ok(cfg.metrics),
+            Ok(Action::Print(_)) => panic!(),
+            Err(e) => Err(e.0),
+        };
+        assert_eq!(addr(&[]), Ok(None));
+        assert_eq!(
+            addr(&["--metrics", "127.0.0.1:9150"]),
+            Ok(Some("127.0.0.1:9150".parse().unwrap()))
+        );
+        assert_eq!(
+            addr(&["--metrics=[::1]:9150"]),
+            Ok(Some("[::1]:9150".parse().unwrap()))
+        );
+        assert_eq!(
+            addr(&["--metrics", "9150"]),
+            Ok(Some("127.0.0.1:9150".parse().unwrap()))
+        );
+        assert_eq!(
+            addr(&["--metrics", "localhost:9150"]),
+            Err("Invalid --metrics address \"localhost:9150\": use IP:PORT (127.0.0.1:9150, [::1]:9150) or a port".into())
+        );
+        assert_eq!(
+            addr(&["--metrics", "0"]),
+            Err("Invalid --metrics address \"0\": the port must not be 0".into())
+        );
+        assert!(addr(&["--metrics"]).is_err(), "the address is required");
     }
 
     #[test]

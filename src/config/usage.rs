@@ -79,7 +79,7 @@ pub(super) fn usage() -> String {
                           (default: 1m, min: 1k, max: 1024m)
 -S, --enable-sasl         turn on Sasl authentication
 -F, --disable-flush-all   disable flush_all command
--X, --disable-dumping     disable stats cachedump and lru_crawler metadump (ignored)
+-X, --disable-dumping     disable stats cachedump and lru_crawler metadump
 -W, --disable-watch       disable watch commands (live logging) (ignored)
 -Y, --auth-file=<file>    (EXPERIMENTAL) enable ASCII protocol authentication. format:
                           user:pass\nuser2:pass2\n
@@ -99,6 +99,12 @@ pub(super) fn usage() -> String {
 
 ratecached:
 --policies=<file>         named rate-limit policies (TOML), reloaded on SIGHUP
+--ratelimit-prefix=<p>    keys beginning with <p> are decisions: any get of
+                          <p><limit>/<period>[/<burst>][/<alg>]/<subject> or
+                          <p><policy>/<subject> decides (also -o ratelimit_prefix)
+--metrics=<addr>          serve Prometheus metrics on http://<addr>/metrics; <addr> is
+                          IP:PORT or a port on 127.0.0.1 (default: off). Per-policy
+                          and per-prefix counters: "stats ratelimit"
 --log=<file>              append the log (-v lines included) to <file>, reopened on
                           SIGHUP (default: stderr; with -d, syslog facility daemon)
 -o ratelimit_memory=<mb>  memory for rate-limit states, apart from -m and never

@@ -86,3 +86,21 @@ pub(super) fn sub_number<T: FromStr>(name: &str, v: &str) -> Result<T, ConfigErr
     v.parse()
         .map_err(|_| err(format!("could not parse argument to {name}")))
 }
+
+/// `--metrics`: `IP:PORT` (`127.0.0.1:9150`, `[::1]:9150`), or a bare port on 127.0.0.1.
+pub(super) fn metrics_addr(v: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    let addr = match v.parse::<u16>() {
+        Ok(port) => std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+        Err(_) => v.parse().map_err(|_| {
+            err(format!(
+                "Invalid --metrics address \"{v}\": use IP:PORT (127.0.0.1:9150, [::1]:9150) or a port"
+            ))
+        })?,
+    };
+    if addr.port() == 0 {
+        return Err(err(format!(
+            "Invalid --metrics address \"{v}\": the port must not be 0"
+        )));
+    }
+    Ok(addr)
+}

@@ -3,8 +3,9 @@
 //!
 //! A slot holds a 32-bit tag (from a hash independent of the identity), the entry's width
 //! class and the entry number. A lookup compares the tag in the slot, then the
-//! 64-bit identity in the entry: 96 bits in all, so two subjects share a slot and an entry with
-//! a probability far below any hardware error rate. A lock-free reader can miss an entry being
+//! identity in the entry (45 bits of its own hash): 77 bits in all, within a shard chosen by 6
+//! more, so two subjects share a slot and an entry with a probability far below any hardware
+//! error rate (about 10^-13 for 1.5 million subjects, 64 MB of states). A lock-free reader can miss an entry being
 //! inserted or moved by a rebuild; it then takes the shard's lock and looks again, so a miss is
 //! never wrong, only slower.
 //!

@@ -80,6 +80,7 @@ pub fn update_many<R>(
         match (found[i], entries[i].take()) {
             (Some((pos, slot)), Some(entry)) => {
                 if !entry.write(id, &w) {
+                    let id = id.in_group_of(entry.word());
                     let fresh = guard.allocate(&w, id, now_s, reserved, &[])?;
                     guard.take_over(pos, slot, entry, fresh);
                 }

@@ -2,8 +2,9 @@
 //! decisions that take no shard-wide lock.
 //!
 //! A subject (a key, and for a key named twice in one request its repeat number) is known by
-//! two hashes: a 64-bit identity kept in its entry and a 32-bit tag kept in the index slot
-//! (96 bits: no two subjects are confused in practice), so no key bytes are stored. An entry
+//! two hashes: a 64-bit identity hash, 45 bits of which its entry keeps (beside the algorithm
+//! and the stats [`Group`]), and a 32-bit tag kept in the index slot (77 bits: no two
+//! subjects are confused in practice), so no key bytes are stored. An entry
 //! is 32 bytes (a gcra arrival time, a fixed window) or 40 (a sliding window), in arenas that
 //! never move; the index costs 9 to 13 bytes more per subject.
 //!
@@ -15,11 +16,15 @@
 //!   then, by default, the state closest to full among a sample of 16; with
 //!   `-o ratelimit_full=deny` it refuses new subjects instead. Cache items never compete with
 //!   limiter states for memory.
+//! - **Stats groups**: a state carries the policy and key-prefix rows of the request that
+//!   created it ([`Group`]); each shard counts its live states per row under its lock, so
+//!   `stats ratelimit` reads live subjects per policy and prefix without walking the states.
 //! - **Expiry**: a state past its expiry (the second it is full again) reads as absent, and
 //!   the housekeeper frees such states in bounded sweeps.
 
 mod arena;
 mod entry;
+mod group;
 mod index;
 mod many;
 mod pack;
@@ -32,6 +37,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::clock::SharedClock;
 use crate::ratelimit::State;
+pub use group::{Group, GroupLive};
 pub use many::Writes;
 pub use shard::{Found, Ident, Refused, Write, NEVER};
 use shard::{Room, Shard};
@@ -80,6 +86,20 @@ pub struct Subject<'a> {
     pub key: &'a [u8],
     /// 0 for the key's first limit in a request, 1 for its second...
     pub repeat: u8,
+    /// The stats group a state created for the subject counts under (not part of its
+    /// identity: a later request of another group finds the same state, which keeps its own).
+    pub group: Group,
+}
+
+impl<'a> Subject<'a> {
+    /// The first subject of `key`, in no stats group.
+    pub fn of(key: &'a [u8]) -> Subject<'a> {
+        Subject {
+            key,
+            repeat: 0,
+            group: Group::NONE,
+        }
+    }
 }
 
 /// A state to write and how long until it is full again.
@@ -143,7 +163,7 @@ impl Limiter {
     pub fn ident(&self, s: Subject<'_>) -> (usize, Ident) {
         let id = self.id_hasher.hash_one((s.key, s.repeat));
         let tag = self.tag_hasher.hash_one((s.key, s.repeat));
-        (tag as usize & (SHARDS - 1), Ident::new(id, tag))
+        (tag as usize & (SHARDS - 1), Ident::new(id, tag, s.group))
     }
 
     /// Warms the CPU cache for decisions on `keys` about to come (a pipelined batch's
@@ -154,7 +174,7 @@ impl Limiter {
         let located: crate::store::smallvec::SmallVec<[(usize, Ident); 16]> = keys
             .iter()
             .map(|&key| {
-                let (s, id) = self.ident(Subject { key, repeat: 0 });
+                let (s, id) = self.ident(Subject::of(key));
                 self.shards[s].prefetch_slot(id, &guard);
                 (s, id)
             })
@@ -256,7 +276,10 @@ impl Limiter {
     pub fn reset(&self, key: &[u8]) -> bool {
         let mut any = false;
         for repeat in 0..=crate::protocol::limits::MAX_LIMITS as u8 {
-            let (s, id) = self.ident(Subject { key, repeat });
+            let (s, id) = self.ident(Subject {
+                repeat,
+                ..Subject::of(key)
+            });
             any |= self.shards[s].lock().remove(id);
         }
         any
@@ -293,6 +316,16 @@ impl Limiter {
             st.reclaimed += c.reclaimed;
         }
         st
+    }
+
+    /// Live states by stats group row, summed over the shards (each shard's lock is taken
+    /// once, briefly).
+    pub fn live_by_group(&self) -> GroupLive {
+        let mut all = GroupLive::default();
+        for shard in self.shards.iter() {
+            all.add(&shard.live_by_group());
+        }
+        all
     }
 
     /// Every live state: shard, identity, state and expiry second (for snapshots).

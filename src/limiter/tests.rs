@@ -16,7 +16,7 @@ fn limiter(memory: u64, evict: bool) -> (Limiter, Arc<MockClock>) {
 }
 
 fn subject(key: &[u8]) -> Subject<'_> {
-    Subject { key, repeat: 0 }
+    Subject::of(key)
 }
 
 /// A counter kept as a fixed-window state: `count` spent, full again after `ttl_s`.
@@ -70,8 +70,8 @@ fn states_are_kept_per_subject_and_repeat() {
         (3, 1, 0)
     );
     let second = Subject {
-        key: b"a",
         repeat: 1,
+        ..Subject::of(b"a")
     };
     assert!(!l.contains(second));
     assert_eq!(l.stats().keys, 2);
@@ -197,6 +197,11 @@ fn a_full_limiter_drops_full_states_first_then_the_closest_to_full() {
         before.keys + fresh,
         "{before:?} {after:?}"
     );
+    assert_eq!(
+        l.live_by_group().policy[0],
+        after.keys,
+        "evictions are uncounted too"
+    );
 }
 
 #[test]
@@ -260,8 +265,8 @@ fn several_subjects_are_written_all_or_none() {
         subject(b"x"),
         subject(b"y"),
         Subject {
-            key: b"x",
             repeat: 1,
+            ..Subject::of(b"x")
         },
     ];
     let run = |allow: bool| {
@@ -336,4 +341,76 @@ fn memory_per_subject_stays_compact() {
     let per = st.bytes as f64 / n as f64;
     eprintln!("limiter: {per:.1} bytes per subject ({st:?})");
     assert!(per <= 48.0 || cfg!(miri), "{per} bytes per subject");
+}
+
+#[test]
+fn live_states_are_counted_in_the_group_that_created_them() {
+    let (l, clock) = limiter(64 << 20, true);
+    let g = |policy, prefix| Group { policy, prefix };
+    let write = |key: &'static [u8], group: Group, state: State, ttl_s: u64| {
+        let s = Subject {
+            group,
+            ..Subject::of(key)
+        };
+        l.update_one(s, move |_, _| {
+            let ttl_ns = u128::from(ttl_s) * 1_000_000_000;
+            ((), Some(NewState { state, ttl_ns }))
+        })
+        .unwrap()
+    };
+    let live = |l: &Limiter| {
+        let all = l.live_by_group();
+        assert_eq!(all.policy.iter().sum::<u64>(), l.stats().keys);
+        assert_eq!(all.prefix.iter().sum::<u64>(), l.stats().keys);
+        (all.policy[1], all.policy[2], all.prefix[3], all.prefix[4])
+    };
+    let narrow = State::Gcra(Tat::from_ns(5));
+    let wide = State::Gcra(Tat::new(1 << 80, 1, 3).unwrap());
+    write(b"a", g(1, 3), narrow, 600);
+    write(b"b", g(2, 3), narrow, 5);
+    assert_eq!(live(&l), (1, 1, 2, 0));
+    // Later writes, from another group, of the same or the other width, keep the group.
+    write(b"a", g(2, 4), narrow, 600);
+    write(b"a", g(2, 4), wide, 600);
+    assert_eq!(live(&l), (1, 1, 2, 0));
+    let subjects = [
+        Subject {
+            group: g(2, 4),
+            ..Subject::of(b"a")
+        },
+        Subject {
+            group: g(2, 4),
+            ..Subject::of(b"c")
+        },
+    ];
+    l.update_many(&subjects, |_, _| {
+        let n = Some(NewState {
+            state: narrow,
+            ttl_ns: 600_000_000_000,
+        });
+        ((), [n, n].into_iter().collect())
+    })
+    .unwrap();
+    assert_eq!(
+        live(&l),
+        (1, 2, 2, 1),
+        "a keeps (1, 3) across its move back; c is new"
+    );
+    // Freed by expiry, by reset and by flush.
+    clock.advance_secs(10);
+    l.housekeep(1 << 20);
+    assert_eq!(live(&l), (1, 1, 1, 1));
+    assert!(l.reset(b"a"));
+    assert_eq!(live(&l), (0, 1, 0, 1));
+    // Saved states come back in no group, and under a pre-group identity too.
+    let mut saved = Vec::new();
+    l.for_each(|shard, id, state, expiry| saved.push((shard, id, state, expiry)));
+    l.flush();
+    assert_eq!(live(&l), (0, 0, 0, 0));
+    for (shard, id, state, expiry) in saved {
+        let old = Ident::from_saved(id.id | 0x5a5a << 3, id.tag);
+        l.restore(shard, old, state, expiry).unwrap();
+    }
+    assert_eq!((live(&l), l.stats().keys), ((0, 0, 0, 0), 1));
+    assert!(l.contains(subject(b"c")));
 }

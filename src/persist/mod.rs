@@ -141,10 +141,7 @@ pub fn restore(snap: &Snapshot<'_>, store: &Store, limiter: &Limiter, wall_ns: u
         if expiry != NEVER && u64::from(expiry) <= now_s {
             continue; // full again meanwhile: nothing to remember
         }
-        let id = Ident {
-            id: s.id,
-            tag: s.tag,
-        };
+        let id = Ident::from_saved(s.id, s.tag);
         if limiter
             .restore(usize::from(s.shard), id, shift(s.state, delta), expiry)
             .is_ok()

@@ -48,6 +48,7 @@ impl Process {
                 cost: 1,
             },
             from_policy: false,
+            group: crate::limiter::Group::NONE,
         };
         let d = apply(&self.limiter, &self.store, &[l], Mode::Consume)
             .unwrap()

@@ -3,6 +3,8 @@
 //! store, so every decoder is tested and fuzzed on byte slices alone.
 
 pub mod binary;
+pub mod command;
+pub mod decision_key;
 pub mod limits;
 pub mod meta;
 pub mod text;
@@ -140,6 +142,8 @@ pub enum StatsKind {
     DetailDump,
     /// `stats cachedump <class> <limit>`
     CacheDump(u32, u32),
+    /// `stats ratelimit`: the rate-limit counters per policy and key prefix (ratecached's).
+    RateLimit,
 }
 
 /// One decoded request. Borrowed from the connection's read buffer.

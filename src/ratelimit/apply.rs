@@ -3,7 +3,7 @@
 //! are serialised and a set of limits is spent all or none.
 
 use super::{decide, Algorithm, Decision, Mode, Outcome, Params, State};
-use crate::limiter::{Found, Limiter, NewState, Refused, Subject};
+use crate::limiter::{Found, Group, Limiter, NewState, Refused, Subject};
 use crate::store::smallvec::SmallVec;
 use crate::store::Store;
 
@@ -21,6 +21,9 @@ pub struct Limit<'a> {
     /// refused. Explicit requests keep refusing it ([`ApplyError::Incompatible`]), as the spec
     /// requires; a key holding a client's value is refused by both.
     pub from_policy: bool,
+    /// The stats rows (policy, key prefix) a state this limit creates is counted under while
+    /// it lives; [`Group::NONE`] until the server sets it before deciding.
+    pub group: Group,
 }
 
 /// Why a request was not decided.
@@ -52,6 +55,7 @@ fn subjects<'a>(limits: &[Limit<'a>]) -> SmallVec<[Subject<'a>; 4]> {
         .map(|(i, l)| Subject {
             key: l.key,
             repeat: limits[..i].iter().filter(|p| p.key == l.key).count() as u8,
+            group: l.group,
         })
         .collect()
 }
@@ -146,6 +150,7 @@ pub fn apply_one(
     let subject = Subject {
         key: l.key,
         repeat: 0,
+        group: l.group,
     };
     if mode == Mode::Peek {
         let (found, now_ns) = limiter.read_one(subject);
@@ -198,10 +203,7 @@ mod tests {
         }
 
         fn algorithm(&self, key: &[u8]) -> Option<Algorithm> {
-            self.l
-                .read_one(Subject { key, repeat: 0 })
-                .0
-                .map(|s| s.algorithm())
+            self.l.read_one(Subject::of(key)).0.map(|s| s.algorithm())
         }
     }
 
@@ -216,6 +218,7 @@ mod tests {
                 cost: 1,
             },
             from_policy: false,
+            group: Group::NONE,
         }
     }
 

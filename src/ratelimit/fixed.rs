@@ -1,4 +1,5 @@
-//! Fixed window: one counter per calendar window `[a, a + period)`, `a = now - now % period`.
+//! Fixed window: one counter per window `[a, a + period)`, `a = now - now % period` on the
+//! server's clock (so windows are aligned to the clock's origin, not to wall-clock minutes).
 //!
 //! The state keeps the time of the last token counted instead of a window index, so a change
 //! of period is detected and handled: the counter applies iff that time falls in the current

@@ -3,8 +3,9 @@
 //! This module owns the model shared by every protocol ([`Algorithm`], [`Mode`], [`Params`],
 //! [`Decision`]), the per-key [`State`] and its byte encoding, the period syntax
 //! ([`parse_period`]) and [`decide`]: `(state, params, mode, now) -> (decision, new state, ttl)`.
-//! The math does no I/O and reads no clock; [`apply()`] runs it on the store's atomic
-//! read-modify-write ([`crate::store::Store::update_many`]) for one key or a set of keys.
+//! The math does no I/O and reads no clock; [`apply()`] runs it on the limiter's states
+//! ([`crate::limiter::Limiter`]: in place under an entry's sequence word for one key, all or
+//! none for a set of keys).
 //!
 //! # Exactness
 //! No floating point. With `T = period / limit`, every quantity is kept in units of `1/limit`
@@ -87,7 +88,9 @@ pub enum Algorithm {
     /// Generic cell rate algorithm: a token bucket kept as one arrival time per key. The default.
     #[default]
     Gcra,
-    /// One counter per calendar window `floor(now / period)`.
+    /// One counter per window `floor(now / period)`, counted on the server's clock (windows
+    /// start at multiples of the period since the clock's origin, not on the wall clock's
+    /// minutes or hours).
     Fixed,
     /// Sliding-window counter: current and previous window, the previous one weighted.
     Sliding,

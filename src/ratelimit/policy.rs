@@ -14,6 +14,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{parse_period, Algorithm, Limit, Params};
+use crate::limiter::Group;
 use crate::protocol::limits::MAX_LIMITS;
 
 /// One limit of a policy; the subject and cost come with each request.
@@ -25,10 +26,19 @@ pub struct PolicyLimit {
     pub params: Params,
 }
 
+/// One loaded policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Its limits, in file order.
+    pub limits: Vec<PolicyLimit>,
+    /// Its stats row (`stats ratelimit`; 0 until [`Policies::assign_rows`]).
+    pub row: u8,
+}
+
 /// The loaded policies by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policies {
-    map: HashMap<Vec<u8>, Vec<PolicyLimit>>,
+    map: HashMap<Vec<u8>, Policy>,
 }
 
 #[derive(Deserialize)]
@@ -100,7 +110,7 @@ impl Policies {
                     .map_err(|e| format!("policy {name}: {e}"))?;
                 limits.push(PolicyLimit { algorithm, params });
             }
-            map.insert(name.into_bytes(), limits);
+            map.insert(name.into_bytes(), Policy { limits, row: 0 });
         }
         Ok(Policies { map })
     }
@@ -114,19 +124,40 @@ impl Policies {
     }
 
     /// The limits of policy `name` applied to `key` at `cost`, or `None` for an unknown policy.
+    /// They carry the policy's stats row (their group's `policy`).
     pub fn limits<'a>(&self, name: &[u8], key: &'a [u8], cost: u32) -> Option<Vec<Limit<'a>>> {
-        let limits = self.map.get(name)?;
+        let policy = self.map.get(name)?;
         Some(
-            limits
+            policy
+                .limits
                 .iter()
                 .map(|l| Limit {
                     key,
                     algorithm: l.algorithm,
                     params: Params { cost, ..l.params },
                     from_policy: true,
+                    group: Group {
+                        policy: policy.row,
+                        prefix: 0,
+                    },
                 })
                 .collect(),
         )
+    }
+
+    /// Gives each policy its stats row: `row_of(name)`.
+    pub fn assign_rows(&mut self, mut row_of: impl FnMut(&[u8]) -> u8) {
+        for (name, policy) in &mut self.map {
+            policy.row = row_of(name);
+        }
+    }
+
+    /// The policies sorted by name.
+    pub fn sorted(&self) -> Vec<(&[u8], &Policy)> {
+        let mut all: Vec<(&[u8], &Policy)> =
+            self.map.iter().map(|(k, v)| (k.as_slice(), v)).collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all
     }
 
     /// Number of policies.

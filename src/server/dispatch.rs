@@ -5,20 +5,24 @@ use std::sync::atomic::Ordering;
 
 use bytes::{BufMut, BytesMut};
 
+use super::decision;
+use super::exec::text::{apply_error_reply, TextReply};
+use super::exec::{self, decide_counted, decide_one_counted, Ran};
 use super::output::Output;
 use super::stats_cmd::{self, StatsReport};
 use super::Context;
+use crate::limit_stats::Outcome;
+use crate::limiter::Group;
+use crate::protocol::command::Command;
 use crate::protocol::limits::{
     parse_limit_line, write_decision, write_meta_decision, MetaLimit, Target, MAX_LIMITS,
 };
-use crate::protocol::text::{
-    write_metadump_line, write_number, write_reply, write_stat, write_value_header, Keys,
-};
-use crate::protocol::{Refusal, Reply, Request, StatsKind, StoreKind};
-use crate::ratelimit::{apply, apply_one, ApplyError, Decision, Limit, Mode, Verdict};
+use crate::protocol::text::{write_metadump_line, write_reply, write_stat, Keys};
+use crate::protocol::{Reply, Request, StatsKind, StoreKind};
+use crate::ratelimit::{Limit, Mode};
 use crate::stats::{self, PrefixOp, ServerStats};
 use crate::store::smallvec::SmallVec;
-use crate::store::{DeltaOutcome, DumpCursor, StoreMode, StoreOutcome};
+use crate::store::{ArithOptions, DeleteOptions, DumpCursor, StoreMode, StoreOptions};
 
 /// Item slots `lru_crawler metadump` walks between checks of the output's high-water mark
 /// (at most about 100 KB of lines).
@@ -34,21 +38,6 @@ pub enum Flow {
     Paused,
     /// Send what is buffered, then close.
     Close,
-}
-
-/// A storage command and its options, as parsed from its line.
-#[derive(Debug, Clone, Copy)]
-pub struct PendingStore {
-    /// Which command.
-    pub kind: StoreKind,
-    /// Client flags.
-    pub flags: u32,
-    /// Client exptime.
-    pub exptime: i32,
-    /// Cas unique (`cas`).
-    pub cas: u64,
-    /// Suppress the reply.
-    pub noreply: bool,
 }
 
 fn reply(out: &mut BytesMut, r: Reply, noreply: bool) {
@@ -67,35 +56,37 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
     match req {
         Request::Get { cas, touch, keys } => {
             let list = keys.rest();
+            if *cursor == 0 {
+                if let Err(e) = decision::check_all(ctx, Keys::new(list)) {
+                    write_reply(out, e.reply());
+                    return Flow::Continue;
+                }
+            }
             let mut keys = Keys::new(&list[*cursor..]);
+            let mut r = TextReply {
+                cas,
+                noreply: false,
+            };
+            let touch = touch.map(i64::from);
             loop {
                 if out.is_full() {
                     *cursor = list.len() - keys.rest().len();
                     return Flow::Paused;
                 }
                 let Some(key) = keys.next() else { break };
-                let hit = store
-                    .get(key, touch.map(i64::from), |it| {
-                        write_value_header(
-                            out,
-                            it.key,
-                            it.flags,
-                            it.value.len(),
-                            cas.then_some(it.cas),
-                        );
-                        out.put_value(&it);
-                        out.put_slice(b"\r\n");
-                    })
-                    .is_some();
-                if detail {
-                    ctx.stats.detail.record(key, delim, PrefixOp::Get(hit));
+                if exec::execute(ctx, Command::Get { key, touch }, &mut r, out) == Ran::Failed {
+                    // Decisions already made stand; the rest of the line is not run.
+                    *cursor = 0;
+                    return Flow::Continue;
                 }
             }
             *cursor = 0;
             write_reply(out, Reply::End);
         }
         Request::GetBadKey { touch, before } => {
-            for key in before {
+            // Keys before the bad one are fetched without replies; a decision key there is
+            // not decided (nobody would see its verdict).
+            for key in before.filter(|k| !decision::is_decision_key(ctx, k)) {
                 let hit = store.get(key, touch.map(i64::from), |_| ()).is_some();
                 if detail {
                     ctx.stats.detail.record(key, delim, PrefixOp::Get(hit));
@@ -113,14 +104,23 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             data,
             ..
         } => {
-            let p = PendingStore {
-                kind,
-                flags,
-                exptime,
-                cas,
-                noreply,
+            let mode = match kind {
+                StoreKind::Set => StoreMode::Set,
+                StoreKind::Add => StoreMode::Add,
+                StoreKind::Replace => StoreMode::Replace,
+                StoreKind::Append => StoreMode::Append,
+                StoreKind::Prepend => StoreMode::Prepend,
+                StoreKind::Cas => StoreMode::Cas(cas),
             };
-            store_value(ctx, p, key, data, out);
+            let cmd = Command::Store {
+                key,
+                mode,
+                flags,
+                exptime: i64::from(exptime),
+                value: data,
+                opts: StoreOptions::default(),
+            };
+            exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         }
         Request::Refused {
             key,
@@ -128,62 +128,45 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
             drop_existing,
             noreply,
         } => {
-            if detail {
-                ctx.stats.detail.record(&key, delim, PrefixOp::Set);
-            }
-            let (outcome, r) = match why {
-                Refusal::TooLarge => (
-                    StoreOutcome::TooLarge,
-                    Reply::ServerError("object too large for cache"),
-                ),
-                Refusal::NoMemory => (
-                    StoreOutcome::NoMemory,
-                    Reply::ServerError("out of memory storing object"),
-                ),
+            let cmd = Command::Refused {
+                key: &key,
+                why,
+                drop_existing,
             };
-            ctx.store.refuse_store(&key, outcome, drop_existing);
-            reply(out, r, noreply);
+            exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         }
         Request::Delete { key, noreply } => {
-            if detail {
-                ctx.stats.detail.record(key, delim, PrefixOp::Delete);
-            }
-            let r = if delete_key(ctx, key) {
-                Reply::Deleted
-            } else {
-                Reply::NotFound
+            let cmd = Command::Delete {
+                key,
+                opts: DeleteOptions::default(),
             };
-            reply(out, r, noreply);
+            exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         }
         Request::Arith {
             key,
             incr,
             delta,
             noreply,
-        } => match store.delta(key, incr, delta) {
-            DeltaOutcome::Value(v) => {
-                if !noreply {
-                    write_number(out, v);
-                }
-            }
-            DeltaOutcome::NotFound => reply(out, Reply::NotFound, noreply),
-            DeltaOutcome::NonNumeric => reply(
+        } => {
+            let opts = ArithOptions::classic(incr, delta);
+            exec::execute(
+                ctx,
+                Command::Arith { key, opts },
+                &mut TextReply::new(noreply),
                 out,
-                Reply::ClientError("cannot increment or decrement non-numeric value"),
-                noreply,
-            ),
-        },
+            );
+        }
         Request::Touch {
             key,
             exptime,
             noreply,
         } => {
-            let r = if store.touch(key, i64::from(exptime)) {
-                Reply::Touched
-            } else {
-                Reply::NotFound
+            let cmd = Command::Touch {
+                key,
+                exptime: i64::from(exptime),
+                fetch: false,
             };
-            reply(out, r, noreply);
+            exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         }
         Request::FlushAll { delay, noreply } => {
             ServerStats::add(&ctx.stats.cmd_flush, 1);
@@ -195,6 +178,9 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
                 ctx.flush_all(i64::from(delay));
                 reply(out, Reply::Ok, noreply);
             }
+        }
+        Request::MetaDump { .. } if ctx.config.disable_dumping => {
+            write_reply(out, Reply::Line("ERROR metadump not allowed"))
         }
         Request::MetaDump { classes } => {
             // The cursor holds where the dump goes on: the shard in the high bits, the slot
@@ -266,13 +252,17 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, cursor: &mut u
                             .find_map(|l| l.params.validate(l.algorithm).err())
                         {
                             Some(e) => {
-                                let r = Reply::ClientError(e.message());
-                                ratelimit_error(ctx, r, noreply, out)
+                                let limits = ctx.limit_stats.grouped(&limits, delim);
+                                exec::count(ctx, &limits, Outcome::Error);
+                                reply(out, Reply::ClientError(e.message()), noreply);
                             }
                             None => ratelimit(ctx, &limits, mode, noreply, true, out),
                         }
                     }
                     None => {
+                        ctx.limit_stats
+                            .unknown_policy
+                            .fetch_add(1, Ordering::Relaxed);
                         ratelimit_error(ctx, Reply::ClientError("unknown policy"), noreply, out)
                     }
                 }
@@ -302,6 +292,7 @@ fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
         algorithm: req.algorithm,
         params: req.params,
         from_policy: false,
+        group: Group::NONE,
     };
     match decide_one_counted(ctx, &limit, req.mode) {
         Ok(d) => {
@@ -313,61 +304,10 @@ fn meta_limit(ctx: &Context, req: &MetaLimit<'_>, out: &mut BytesMut) {
     }
 }
 
-/// `delete key` in every protocol: removes the cache item and every rate-limit state of the
-/// subject `key`; true if either was there.
-pub fn delete_key(ctx: &Context, key: &[u8]) -> bool {
-    let item = ctx.store.delete(key);
-    let states = ctx.limiter.reset(key);
-    item || states
-}
-
-/// Decides `limits` atomically and counts the request in the rate-limit stats (`cmd_ratelimit`
-/// and one of allowed, denied, errors). Every protocol's rate-limit command goes through here
-/// or, for a single limit, [`decide_one_counted`].
-pub fn decide_counted(
-    ctx: &Context,
-    limits: &[Limit<'_>],
-    mode: Mode,
-) -> Result<Verdict, ApplyError> {
-    let r = apply(&ctx.limiter, &ctx.store, limits, mode);
-    count(ctx, r.as_ref().map(|v| v.overall.allowed));
-    r
-}
-
-/// [`decide_counted`] for one limit, answering its decision alone.
-pub fn decide_one_counted(
-    ctx: &Context,
-    limit: &Limit<'_>,
-    mode: Mode,
-) -> Result<Decision, ApplyError> {
-    let r = apply_one(&ctx.limiter, &ctx.store, limit, mode);
-    count(ctx, r.as_ref().map(|d| d.allowed));
-    r
-}
-
-/// Counts a decision (or its failure) in the rate-limit stats.
-fn count(ctx: &Context, allowed: Result<bool, &ApplyError>) {
-    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
-    let counter = match allowed {
-        Ok(true) => &ctx.stats.ratelimit_allowed,
-        Ok(false) => &ctx.stats.ratelimit_denied,
-        Err(_) => &ctx.stats.ratelimit_errors,
-    };
-    ServerStats::add(counter, 1);
-}
-
-/// The text reply for a rate-limit request that could not be decided.
-fn apply_error_reply(e: ApplyError) -> Reply {
-    match e {
-        ApplyError::Incompatible => Reply::ClientError("key holds incompatible value"),
-        ApplyError::NoMemory => Reply::ServerError("out of memory storing object"),
-    }
-}
-
-/// Counts and answers a rate-limit request that failed before a decision.
+/// Counts and answers a rate-limit request that failed before a decision (before its policy
+/// and subjects were known: counted globally only).
 pub fn ratelimit_error(ctx: &Context, r: Reply, noreply: bool, out: &mut BytesMut) {
-    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
-    ServerStats::add(&ctx.stats.ratelimit_errors, 1);
+    exec::count(ctx, &[], Outcome::Error);
     reply(out, r, noreply);
 }
 
@@ -379,14 +319,14 @@ pub fn ratelimit(
     mode: Mode,
     noreply: bool,
     multi: bool,
-    out: &mut BytesMut,
+    out: &mut Output,
 ) {
-    if let ([one], false) = (limits, multi) {
-        match decide_one_counted(ctx, one, mode) {
-            Ok(d) if !noreply => write_decision(out, &d),
-            Ok(_) => {}
-            Err(e) => reply(out, apply_error_reply(e), noreply),
-        }
+    if let ([limit], false) = (limits, multi) {
+        let cmd = Command::Decide {
+            limit: *limit,
+            mode,
+        };
+        exec::execute(ctx, cmd, &mut TextReply::new(noreply), out);
         return;
     }
     match decide_counted(ctx, limits, mode) {
@@ -406,35 +346,6 @@ pub fn ratelimit(
     }
 }
 
-/// Runs a storage command with its value.
-fn store_value(ctx: &Context, p: PendingStore, key: &[u8], value: &[u8], out: &mut BytesMut) {
-    if ctx.stats.detail.enabled() {
-        ctx.stats
-            .detail
-            .record(key, ctx.config.prefix_delimiter, PrefixOp::Set);
-    }
-    let mode = match p.kind {
-        StoreKind::Set => StoreMode::Set,
-        StoreKind::Add => StoreMode::Add,
-        StoreKind::Replace => StoreMode::Replace,
-        StoreKind::Append => StoreMode::Append,
-        StoreKind::Prepend => StoreMode::Prepend,
-        StoreKind::Cas => StoreMode::Cas(p.cas),
-    };
-    let r = match ctx
-        .store
-        .store(mode, key, p.flags, i64::from(p.exptime), value)
-    {
-        StoreOutcome::Stored => Reply::Stored,
-        StoreOutcome::NotStored => Reply::NotStored,
-        StoreOutcome::Exists => Reply::Exists,
-        StoreOutcome::NotFound => Reply::NotFound,
-        StoreOutcome::TooLarge => Reply::ServerError("object too large for cache"),
-        StoreOutcome::NoMemory => Reply::ServerError("out of memory storing object"),
-    };
-    reply(out, r, p.noreply);
-}
-
 /// `ratelimit_all`: parses its limit lines (each `\n`-terminated) and decides them at once.
 fn ratelimit_all(
     ctx: &Context,
@@ -442,7 +353,7 @@ fn ratelimit_all(
     lines: &[u8],
     peek: bool,
     noreply: bool,
-    out: &mut BytesMut,
+    out: &mut Output,
 ) {
     let mut limits: SmallVec<[Limit<'_>; MAX_LIMITS]> = SmallVec::new();
     let mut error = None;
@@ -473,6 +384,9 @@ fn write_stats(out: &mut BytesMut, pairs: &[stats::Stat]) {
 }
 
 fn stats_command(ctx: &Context, kind: StatsKind, out: &mut BytesMut) {
+    if matches!(kind, StatsKind::CacheDump(..)) && ctx.config.disable_dumping {
+        return write_reply(out, Reply::ClientError("stats cachedump not allowed"));
+    }
     match stats_cmd::run(ctx, kind) {
         StatsReport::Pairs(pairs) => write_stats(out, &pairs),
         StatsReport::Dump(dump) => {

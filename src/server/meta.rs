@@ -7,29 +7,17 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::{BufMut, BytesMut};
 
+use super::decision;
+use super::exec::meta::{num, ttl, MetaReply};
+use super::exec::{self};
 use super::output::Output;
 use super::Context;
+use crate::protocol::command::Command;
 use crate::protocol::meta::{opaque_too_long, put_echoes, put_key, MetaCmd, MetaRequest};
 use crate::protocol::text::write_reply;
 use crate::protocol::Reply;
 use crate::stats::ServerStats;
-use crate::store::{MetaArith, MetaDelete, MetaGet, StoreMode, StoreOptions, StoreOutcome};
-
-fn num(out: &mut BytesMut, flag: u8, n: impl itoa::Integer) {
-    let mut b = itoa::Buffer::new();
-    out.put_u8(b' ');
-    out.put_u8(flag);
-    out.put_slice(b.format(n).as_bytes());
-}
-
-/// ` t<ttl>`: -1 for never; memcached prints an expiry already past as an unsigned 32-bit
-/// difference.
-fn ttl(out: &mut BytesMut, ttl: Option<i64>) {
-    match ttl {
-        None => out.put_slice(b" t-1"),
-        Some(t) => num(out, b't', t as u32),
-    }
-}
+use crate::store::{ArithOptions, DeleteOptions, MetaArith, MetaGet, StoreMode, StoreOptions};
 
 /// Replaces what was written since `start` with memcached's opaque error.
 fn opaque_error(out: &mut BytesMut, start: usize) {
@@ -37,14 +25,35 @@ fn opaque_error(out: &mut BytesMut, start: usize) {
     write_reply(out, Reply::ClientError("opaque token too long"));
 }
 
-/// Runs `mg`, `ms` (its value framed by the decoder), `md` or `ma`.
+/// Runs `mg`, `ms` (its value framed by the decoder), `md` or `ma`: `ms`, `md` and every
+/// command on a decision key through the executor, `mg` and `ma` of items here (their reply
+/// reads and changes the item itself).
 pub fn execute(ctx: &Context, req: &MetaRequest<'_>, out: &mut Output) {
-    match req.cmd {
-        MetaCmd::Get => meta_get(ctx, req, out),
-        MetaCmd::Set => meta_set(ctx, req, out),
-        MetaCmd::Delete => meta_delete(ctx, req, out),
-        MetaCmd::Arith => meta_arith(ctx, req, out),
+    let key: &[u8] = &req.key;
+    let decision = decision::is_decision_key(ctx, key);
+    if decision && req.tokens.iter().any(|t| opaque_too_long(t)) {
+        return write_reply(out, Reply::ClientError("opaque token too long"));
     }
+    let cmd = match req.cmd {
+        MetaCmd::Get if !decision => return meta_get(ctx, req, out),
+        MetaCmd::Arith if !decision => return meta_arith(ctx, req, out),
+        MetaCmd::Get => Command::Get { key, touch: None },
+        MetaCmd::Arith => Command::Arith {
+            key,
+            opts: ArithOptions::classic(true, 0),
+        },
+        MetaCmd::Set => store_command(req),
+        MetaCmd::Delete => Command::Delete {
+            key,
+            opts: DeleteOptions {
+                cas: req.cas,
+                stale: req.invalidate,
+                exptime: req.ttl.map(i64::from),
+                meta: true,
+            },
+        },
+    };
+    exec::execute(ctx, cmd, &mut MetaReply { req }, out);
 }
 
 fn meta_get(ctx: &Context, req: &MetaRequest<'_>, out: &mut Output) {
@@ -129,27 +138,6 @@ fn meta_get(ctx: &Context, req: &MetaRequest<'_>, out: &mut Output) {
     });
 }
 
-fn meta_delete(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
-    let ttl = req.ttl.map(i64::from);
-    let mut result = ctx
-        .store
-        .meta_delete(&req.key, req.cas, req.invalidate, ttl);
-    // A plain `md` also resets the subject's rate-limit states, as `delete` does (a cas or an
-    // invalidation is about the cache item alone).
-    if req.cas.is_none() && !req.invalidate && ctx.limiter.reset(&req.key) {
-        result = MetaDelete::Deleted;
-    }
-    let code: &[u8] = match result {
-        MetaDelete::Deleted if req.quiet => return,
-        MetaDelete::Deleted => b"HD",
-        MetaDelete::NotFound => b"NF",
-        MetaDelete::Exists => b"EX",
-    };
-    out.put_slice(code);
-    put_echoes(out, req);
-    out.put_slice(b"\r\n");
-}
-
 fn meta_arith(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
     let incr = !matches!(req.mode, Some(b'D' | b'-'));
     let vivify = req.vivify.map(|_| req.initial);
@@ -223,9 +211,8 @@ fn meta_arith(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
     out.put_slice(b"\r\n");
 }
 
-/// Runs an `ms` with its value.
-fn meta_set(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
-    let value = req.data;
+/// The store command of an `ms` with its value.
+fn store_command<'a>(req: &'a MetaRequest<'_>) -> Command<'a> {
     // memcached never matches a cas of 0, nor lets it write a stale value; append and prepend
     // treat it as no cas at all.
     let mut opts = StoreOptions {
@@ -247,38 +234,14 @@ fn meta_set(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
         (b'R', None) => StoreMode::Replace,
         _ => StoreMode::Set,
     };
-    let ttl = i64::from(req.ttl.unwrap_or(0));
-    let (outcome, cas) = ctx
-        .store
-        .store_ext(mode, &req.key, req.client_flags, ttl, value, opts);
-    let code: &[u8] = match outcome {
-        StoreOutcome::Stored if req.quiet => return,
-        StoreOutcome::Stored => b"HD",
-        StoreOutcome::NotStored => b"NS",
-        StoreOutcome::Exists => b"EX",
-        StoreOutcome::NotFound => b"NF",
-        StoreOutcome::TooLarge => {
-            write_reply(out, Reply::ServerError("object too large for cache"));
-            return;
-        }
-        StoreOutcome::NoMemory => {
-            write_reply(out, Reply::ServerError("out of memory storing object"));
-            return;
-        }
-    };
-    out.put_slice(code);
-    for tok in &req.tokens {
-        match tok[0] {
-            b'O' => {
-                out.put_u8(b' ');
-                out.put_slice(tok);
-            }
-            b'k' => put_key(out, &req.key, req.base64),
-            b'c' => num(out, b'c', cas),
-            _ => {}
-        }
+    Command::Store {
+        key: &req.key,
+        mode,
+        flags: req.client_flags,
+        exptime: i64::from(req.ttl.unwrap_or(0)),
+        value: req.data,
+        opts,
     }
-    out.put_slice(b"\r\n");
 }
 
 /// `me <key>`: memcached's debug line for an item, or `EN` (the only meta command memcached

@@ -7,10 +7,13 @@ pub mod binary;
 pub mod conn;
 #[cfg(test)]
 mod conn_tests;
+pub mod decision;
 pub mod dispatch;
+pub mod exec;
 pub mod lifecycle;
 pub mod listener;
 pub mod meta;
+pub mod metrics_http;
 pub mod output;
 pub mod process;
 pub mod stats_cmd;
@@ -30,6 +33,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::limit_stats::LimitStats;
 use crate::limiter::{Limiter, LimiterConfig};
 use crate::ratelimit::policy::Policies;
 use crate::stats::{ServerStats, Stat};
@@ -48,6 +52,8 @@ pub struct Context {
     limiter_flush_at: AtomicU32,
     /// Server counters.
     pub stats: ServerStats,
+    /// Rate-limit counters per policy and per key prefix.
+    pub limit_stats: LimitStats,
     /// Open connections, for `stats conns`.
     pub conns: ConnRegistry,
     /// Start time, for `uptime`.
@@ -82,6 +88,7 @@ impl Context {
             limiter,
             limiter_flush_at: AtomicU32::new(0),
             stats: ServerStats::default(),
+            limit_stats: LimitStats::default(),
             conns: ConnRegistry::default(),
             started: Instant::now(),
             policies: RwLock::new(Arc::new(Policies::default())),
@@ -115,7 +122,8 @@ impl Context {
         let Some(path) = &self.config.policies else {
             return Ok(0);
         };
-        let p = Policies::load(path)?;
+        let mut p = Policies::load(path)?;
+        p.assign_rows(|name| self.limit_stats.policies.row(name));
         let n = p.len();
         *self.policies.write() = Arc::new(p);
         Ok(n)
@@ -273,6 +281,17 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     verbose::slab_classes(&ctx);
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
     let mut tasks = Vec::new();
+    // Bound before the clients' listeners, so it answers once they do.
+    let metrics = match ctx.config.metrics {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics {addr}: {e}")))?;
+            tracing::info!("metrics on http://{addr}/metrics");
+            Some(listener)
+        }
+        None => None,
+    };
 
     if let Some(path) = ctx.config.unix_socket.clone() {
         let _ = std::fs::remove_file(&path);
@@ -327,6 +346,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
     if tasks.is_empty() {
         return Err(std::io::Error::other("nothing to listen on"));
+    }
+    if let Some(listener) = metrics {
+        tasks.push(tokio::spawn(metrics_http::serve(listener, ctx.clone())));
     }
 
     let housekeeper = {

@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(&out[..], b"s", "the short one was copied");
         // The store may replace the item; the queued bytes stay what was read.
         store.store(crate::store::StoreMode::Set, b"long", 0, 0, b"new");
-        store.delete(b"long");
+        store.delete(b"long", crate::store::DeleteOptions::default());
         let all = out.take_all();
         assert_eq!(all.len(), SHARE_MIN + 1);
         assert!(all[..SHARE_MIN].iter().all(|&b| b == b'l'));

@@ -48,6 +48,7 @@ pub fn binary_kind(key: &[u8]) -> Option<StatsKind> {
         b"sizes" => Some(StatsKind::Sizes),
         b"sizes_enable" => Some(StatsKind::SizesEnable),
         b"sizes_disable" => Some(StatsKind::SizesDisable),
+        b"ratelimit" => Some(StatsKind::RateLimit),
         _ => None,
     }
 }
@@ -74,6 +75,7 @@ pub fn run(ctx: &Context, kind: StatsKind) -> StatsReport {
         StatsKind::Reset => {
             ctx.store.reset_stats();
             ctx.stats.reset();
+            ctx.limit_stats.reset();
             StatsReport::Done
         }
         StatsKind::DetailOn | StatsKind::DetailOff => {
@@ -84,7 +86,15 @@ pub fn run(ctx: &Context, kind: StatsKind) -> StatsReport {
         StatsKind::CacheDump(class, limit) => {
             StatsReport::Dump(cachedump(&ctx.store, class, limit))
         }
+        StatsKind::RateLimit => StatsReport::Pairs(ratelimit_report(ctx).stats()),
     }
+}
+
+/// The per-policy and per-prefix rate-limit counters with the live states of each row.
+pub fn ratelimit_report(ctx: &Context) -> crate::limit_stats::Report {
+    let policies = ctx.policies.read().clone();
+    ctx.limit_stats
+        .report(&policies, &ctx.limiter.live_by_group())
 }
 
 /// Most bytes of a `stats cachedump` reply, `END` included (memcached's).
@@ -145,6 +155,8 @@ mod tests {
             (b"sizes_enable", Some(StatsKind::SizesEnable)),
             (b"conns", None),
             (b"cachedump 1 1", None),
+            (b"ratelimit", Some(StatsKind::RateLimit)),
+            (b"ratelimit ", None),
         ];
         for (key, kind) in cases {
             assert_eq!(

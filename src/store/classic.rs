@@ -1,7 +1,17 @@
 //! The classic commands: get, the storage commands, delete, incr/decr and touch (the meta
 //! forms are in `meta.rs`).
 
+use super::meta::count_miss;
 use super::*;
+
+/// What [`Store::arith_in`] changed: the item's slot, its new number, whether it was just
+/// created, and (when the number outgrew its item) the old item's client exptime.
+pub(super) struct ArithDone {
+    pub slot: u32,
+    pub value: u64,
+    pub created: bool,
+    pub old_exptime: Option<u32>,
+}
 
 impl Store {
     /// Looks `key` up; on a hit, lends the item to `f` under the shard lock (`f` must be quick:
@@ -12,18 +22,20 @@ impl Store {
         touch: Option<i64>,
         f: impl FnOnce(ItemRef<'_>) -> R,
     ) -> Option<R> {
-        let now = self.now();
-        self.check_flush(now);
+        let Opened {
+            mut shard,
+            now,
+            found,
+            ..
+        } = self.open(key);
         let exptime = touch.map(|t| self.rel_exptime(t));
-        let (hash, lock, _) = self.locate(key);
-        let mut shard = lock.lock();
         // memcached counts a gat as a touch, not as a get.
         if exptime.is_some() {
             shard.stats.cmd_touch += 1;
         } else {
             shard.stats.cmd_get += 1;
         }
-        match self.lookup(&mut shard, hash, key, now) {
+        match found {
             Lookup::Hit(slot) => {
                 if let Some(e) = exptime {
                     shard.set_exptime(slot, e);
@@ -167,8 +179,7 @@ impl Store {
                 if mode == StoreMode::Set {
                     // memcached drops the old value rather than leave it stale.
                     if let Some(slot) = existing {
-                        let it = shard.unlink(slot, Removal::Client, now);
-                        self.mem.release(it.charge(&self.slabs, self.use_cas));
+                        self.unlink(&mut shard, slot, Removal::Client, now);
                     }
                 }
                 return (StoreOutcome::TooLarge, 0);
@@ -197,8 +208,7 @@ impl Store {
                 shard.stats.store_no_memory += 1;
                 if mode == StoreMode::Set {
                     if let Lookup::Hit(slot) = self.lookup(&mut shard, hash, key, now) {
-                        let it = shard.unlink(slot, Removal::Client, now);
-                        self.mem.release(it.charge(&self.slabs, self.use_cas));
+                        self.unlink(&mut shard, slot, Removal::Client, now);
                     }
                 }
                 return (StoreOutcome::NoMemory, 0);
@@ -221,8 +231,7 @@ impl Store {
             );
             let cas = self.visible_cas(item.cas);
             if let Some(slot) = existing {
-                let old = shard.unlink(slot, Removal::Client, now);
-                self.mem.release(old.charge(&self.slabs, self.use_cas));
+                self.unlink(&mut shard, slot, Removal::Client, now);
             }
             shard.link(hash, item);
             let cs = shard.class_mut(class);
@@ -237,55 +246,138 @@ impl Store {
 
     /// True if `key` holds a live client item (no counter changes).
     pub fn holds(&self, key: &[u8]) -> bool {
-        let now = self.now();
-        self.check_flush(now);
-        let (hash, lock, _) = self.locate(key);
-        let mut shard = lock.lock();
-        matches!(self.lookup(&mut shard, hash, key, now), Lookup::Hit(_))
+        matches!(self.open(key).found, Lookup::Hit(_))
     }
 
-    /// Deletes `key`; true if it was there.
-    pub fn delete(&self, key: &[u8]) -> bool {
-        let now = self.now();
-        self.check_flush(now);
-        let (hash, lock, _) = self.locate(key);
-        let mut shard = lock.lock();
-        match self.lookup(&mut shard, hash, key, now) {
-            Lookup::Hit(slot) => {
-                let it = shard.unlink(slot, Removal::Client, now);
-                self.mem.release(it.charge(&self.slabs, self.use_cas));
-                shard.stats.delete_hits += 1;
-                shard.class_mut(it.class).delete_hits += 1;
-                true
-            }
-            _ => {
+    /// Deletes `key` or, with `opts.stale`, marks it stale (new cas, optional new client
+    /// exptime, win token released); with `opts.cas`, only if the item's cas matches.
+    pub fn delete(&self, key: &[u8], opts: DeleteOptions) -> DeleteOutcome {
+        let Opened {
+            mut shard,
+            now,
+            found,
+            ..
+        } = self.open(key);
+        let slot = match found {
+            Lookup::Hit(slot) => slot,
+            miss => {
+                if opts.meta {
+                    count_miss(&mut shard, &miss);
+                }
                 shard.stats.delete_misses += 1;
-                false
+                return DeleteOutcome::NotFound;
             }
+        };
+        if opts
+            .cas
+            .is_some_and(|c| c != self.visible_cas(shard.item(slot).cas))
+        {
+            if opts.meta {
+                shard.stats.delete_misses += 1;
+            }
+            return DeleteOutcome::Exists;
+        }
+        if opts.stale {
+            if let Some(e) = opts.exptime {
+                let rel = self.rel_exptime(e);
+                shard.set_exptime(slot, rel);
+            }
+            let seq = self.next_cas();
+            let it = shard.item_mut(slot);
+            it.set_stale(true);
+            it.set_token_sent(false);
+            it.cas = seq;
+        } else {
+            let it = self.unlink(&mut shard, slot, Removal::Client, now);
+            shard.stats.delete_hits += 1;
+            shard.class_mut(it.class).delete_hits += 1;
+        }
+        DeleteOutcome::Deleted
+    }
+
+    /// incr or decr (see [`ArithOptions`]): incr wraps at 2^64, decr stops at 0, the number
+    /// is rewritten in place (space padded) when it fits, as memcached does. Returns the new
+    /// number and the item's cas unique.
+    pub fn arith(&self, key: &[u8], opts: ArithOptions) -> ArithOutcome {
+        let mut opened = self.open(key);
+        match self.arith_in(&mut opened, key, opts) {
+            Ok(done) => ArithOutcome::Value {
+                value: done.value,
+                cas: self.visible_cas(opened.shard.item(done.slot).cas),
+            },
+            Err(failed) => failed,
         }
     }
 
-    /// incr (`incr` true) or decr by `delta`, in place when the new number fits: incr wraps at
-    /// 2^64, decr stops at 0, and a shorter result is padded with spaces as memcached does.
-    pub fn delta(&self, key: &[u8], incr: bool, delta: u64) -> DeltaOutcome {
-        let now = self.now();
-        self.check_flush(now);
-        let (hash, lock, _) = self.locate(key);
-        let mut shard = lock.lock();
-        let slot = match self.lookup(&mut shard, hash, key, now) {
-            Lookup::Hit(s) => s,
-            _ => {
-                if incr {
-                    shard.stats.incr_misses += 1;
-                } else {
-                    shard.stats.decr_misses += 1;
+    /// [`Store::arith`] inside an opened shard: the item changed (or created) and its new
+    /// number, or why nothing changed.
+    pub(super) fn arith_in(
+        &self,
+        opened: &mut Opened<'_>,
+        key: &[u8],
+        opts: ArithOptions,
+    ) -> Result<ArithDone, ArithOutcome> {
+        let Opened {
+            shard,
+            hash,
+            now,
+            found,
+        } = opened;
+        let (shard, now) = (&mut **shard, *now);
+        match *found {
+            Lookup::Hit(slot) => {
+                // memcached refuses an empty value before it compares the cas.
+                if shard.item(slot).value().is_empty() {
+                    return Err(ArithOutcome::NonNumeric);
                 }
-                return DeltaOutcome::NotFound;
+                let item_cas = self.visible_cas(shard.item(slot).cas);
+                if opts.cas.is_some_and(|c| c != 0 && c != item_cas) {
+                    return Err(ArithOutcome::Exists);
+                }
+                let (old_len, old_exptime) = {
+                    let it = shard.item(slot);
+                    (it.value().len(), it.exptime)
+                };
+                let value = self
+                    .apply_delta(shard, slot, opts.incr, opts.delta, now)
+                    .ok_or(ArithOutcome::NonNumeric)?;
+                // A number that outgrew its item got a new one (apply_delta's longer value).
+                let regrown = shard.item(slot).value().len() != old_len;
+                Ok(ArithDone {
+                    slot,
+                    value,
+                    created: false,
+                    old_exptime: regrown.then_some(old_exptime),
+                })
             }
-        };
-        match self.apply_delta(&mut shard, slot, incr, delta, now) {
-            Some(v) => DeltaOutcome::Value(v),
-            None => DeltaOutcome::NonNumeric,
+            ref miss => {
+                if opts.count_expired {
+                    count_miss(shard, miss);
+                }
+                let Some((initial, exptime)) = opts.vivify else {
+                    if opts.incr {
+                        shard.stats.incr_misses += 1;
+                    } else {
+                        shard.stats.decr_misses += 1;
+                    }
+                    return Err(ArithOutcome::NotFound);
+                };
+                let mut buf = itoa::Buffer::new();
+                let digits = buf.format(initial).as_bytes();
+                let slot = self
+                    .create_in(shard, *hash, key, digits, 0, now)
+                    .ok_or(ArithOutcome::NoMemory)?;
+                if exptime != 0 {
+                    let rel = self.rel_exptime(exptime);
+                    shard.set_exptime(slot, rel);
+                }
+                Ok(ArithDone {
+                    slot,
+                    value: initial,
+                    created: true,
+                    old_exptime: None,
+                })
+            }
         }
     }
 
@@ -352,13 +444,15 @@ impl Store {
 
     /// Sets a new exptime on `key`; true if it was there.
     pub fn touch(&self, key: &[u8], exptime: i64) -> bool {
-        let now = self.now();
-        self.check_flush(now);
+        let Opened {
+            mut shard,
+            now,
+            found,
+            ..
+        } = self.open(key);
         let rel = self.rel_exptime(exptime);
-        let (hash, lock, _) = self.locate(key);
-        let mut shard = lock.lock();
         shard.stats.cmd_touch += 1;
-        match self.lookup(&mut shard, hash, key, now) {
+        match found {
             Lookup::Hit(slot) => {
                 shard.set_exptime(slot, rel);
                 let it = shard.item_mut(slot);
@@ -377,31 +471,6 @@ impl Store {
             _ => {
                 shard.stats.touch_misses += 1;
                 false
-            }
-        }
-    }
-
-    /// Binary-protocol delete with a cas unique: deletes `key` only if its cas is `cas`. Counts
-    /// as memcached's binary delete does: a hit or a miss, nothing on a cas mismatch.
-    pub fn delete_cas(&self, key: &[u8], cas: u64) -> MetaDelete {
-        let now = self.now();
-        self.check_flush(now);
-        let (hash, lock, _) = self.locate(key);
-        let mut shard = lock.lock();
-        match self.lookup(&mut shard, hash, key, now) {
-            Lookup::Hit(slot) if self.visible_cas(shard.item(slot).cas) != cas => {
-                MetaDelete::Exists
-            }
-            Lookup::Hit(slot) => {
-                let it = shard.unlink(slot, Removal::Client, now);
-                self.mem.release(it.charge(&self.slabs, self.use_cas));
-                shard.stats.delete_hits += 1;
-                shard.class_mut(it.class).delete_hits += 1;
-                MetaDelete::Deleted
-            }
-            _ => {
-                shard.stats.delete_misses += 1;
-                MetaDelete::NotFound
             }
         }
     }

@@ -89,7 +89,7 @@ mod tests {
             let stored = s.store(StoreMode::Set, key.as_bytes(), 7, exptime, b"value");
             assert_eq!(stored, StoreOutcome::Stored);
         }
-        s.delete(b"key1");
+        s.delete(b"key1", crate::store::DeleteOptions::default());
         let walk = |step: usize| {
             let (mut seen, mut at) = (Vec::new(), Some(DumpCursor::default()));
             while let Some(cursor) = at {

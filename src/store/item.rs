@@ -1,5 +1,5 @@
 //! One stored item: 80 bytes, with the key and value inline when they fit in [`INLINE`] bytes
-//! (a counter, or a rate-limit state under a key of up to 25 bytes), in one reference-counted
+//! (a counter, a short session value), in one reference-counted
 //! heap block otherwise.
 //!
 //! Keeping small keys inline means a lookup touches the hash chain head and then one item:

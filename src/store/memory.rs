@@ -93,8 +93,7 @@ impl Store {
         }
         if drop_existing {
             if let Lookup::Hit(slot) = self.lookup(&mut shard, hash, key, now) {
-                let it = shard.unlink(slot, Removal::Client, now);
-                self.mem.release(it.charge(&self.slabs, self.use_cas));
+                self.unlink(&mut shard, slot, Removal::Client, now);
             }
         }
     }

@@ -2,8 +2,10 @@
 //! metadata meta flags read and change (ttl, last access, fetched, stale, win tokens), plus
 //! autovivification and invalidation. Still no wire format here: the caller encodes.
 
-use super::shard::{Item, Removal, Shard};
-use super::{slab, Lookup, SharedValue, Store, ITEM_UPDATE_INTERVAL};
+use super::shard::{Item, Shard};
+use super::{
+    slab, ArithOptions, ArithOutcome, Lookup, Opened, SharedValue, Store, ITEM_UPDATE_INTERVAL,
+};
 
 /// An item lent to a meta command while its shard is locked.
 pub struct MetaItem<'a> {
@@ -122,9 +124,9 @@ impl MetaItem<'_> {
     }
 }
 
-/// Outcome of a meta delete.
+/// Outcome of a delete ([`Store::delete`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetaDelete {
+pub enum DeleteOutcome {
     /// Deleted (or marked stale).
     Deleted,
     /// No such item.
@@ -149,7 +151,7 @@ pub enum MetaArith<R> {
 }
 
 /// memcached counts a lookup that found an expired or flushed item whatever the command.
-fn count_miss(shard: &mut Shard, miss: &Lookup) {
+pub(super) fn count_miss(shard: &mut Shard, miss: &Lookup) {
     match miss {
         Lookup::Expired => shard.stats.get_expired += 1,
         Lookup::Flushed => shard.stats.get_flushed += 1,
@@ -159,7 +161,7 @@ fn count_miss(shard: &mut Shard, miss: &Lookup) {
 
 impl Store {
     /// Links a new item for `key` in `shard`, evicting in that shard if memory is short.
-    fn create_in(
+    pub(super) fn create_in(
         &self,
         shard: &mut Shard,
         hash: u64,
@@ -195,11 +197,13 @@ impl Store {
         how: MetaGet,
         f: impl FnOnce(Option<(&mut MetaItem<'_>, bool)>) -> R,
     ) -> R {
-        let now = self.now();
-        self.check_flush(now);
-        let (hash, lock, _) = self.locate(key);
-        let mut shard = lock.lock();
-        let (slot, created) = match self.lookup(&mut shard, hash, key, now) {
+        let Opened {
+            mut shard,
+            hash,
+            now,
+            found,
+        } = self.open(key);
+        let (slot, created) = match found {
             Lookup::Hit(s) => (s, false),
             miss => {
                 count_miss(&mut shard, &miss);
@@ -259,11 +263,13 @@ impl Store {
 
     /// `me`: lends the item to `f` (`None` on a miss) without counting a fetch.
     pub fn meta_peek<R>(&self, key: &[u8], f: impl FnOnce(Option<&MetaItem<'_>>) -> R) -> R {
-        let now = self.now();
-        self.check_flush(now);
-        let (hash, lock, _) = self.locate(key);
-        let mut shard = lock.lock();
-        match self.lookup(&mut shard, hash, key, now) {
+        let Opened {
+            mut shard,
+            now,
+            found,
+            ..
+        } = self.open(key);
+        match found {
             Lookup::Hit(slot) => f(Some(&MetaItem {
                 store: self,
                 shard: &mut shard,
@@ -279,50 +285,6 @@ impl Store {
         }
     }
 
-    /// `md`: deletes `key`, or with `stale` marks it stale (new cas, optional new client
-    /// exptime, win token released). With `cas`, only if the item's cas matches.
-    pub fn meta_delete(
-        &self,
-        key: &[u8],
-        cas: Option<u64>,
-        stale: bool,
-        exptime: Option<i64>,
-    ) -> MetaDelete {
-        let now = self.now();
-        self.check_flush(now);
-        let (hash, lock, _) = self.locate(key);
-        let mut shard = lock.lock();
-        let slot = match self.lookup(&mut shard, hash, key, now) {
-            Lookup::Hit(slot) => slot,
-            miss => {
-                count_miss(&mut shard, &miss);
-                shard.stats.delete_misses += 1;
-                return MetaDelete::NotFound;
-            }
-        };
-        if cas.is_some_and(|c| c != self.visible_cas(shard.item(slot).cas)) {
-            shard.stats.delete_misses += 1;
-            return MetaDelete::Exists;
-        }
-        if stale {
-            if let Some(e) = exptime {
-                let rel = self.rel_exptime(e);
-                shard.set_exptime(slot, rel);
-            }
-            let seq = self.next_cas();
-            let it = shard.item_mut(slot);
-            it.set_stale(true);
-            it.set_token_sent(false);
-            it.cas = seq;
-        } else {
-            let it = shard.unlink(slot, Removal::Client, now);
-            self.mem.release(it.charge(&self.slabs, self.use_cas));
-            shard.stats.delete_hits += 1;
-            shard.class_mut(it.class).delete_hits += 1;
-        }
-        MetaDelete::Deleted
-    }
-
     /// `ma`: incr/decr by `delta`; on a miss with `vivify` (initial value), creates the item
     /// with that number and no expiry. With a non-zero `cas`, only if the item's cas matches.
     /// `f` sees the item and whether it was created.
@@ -335,66 +297,30 @@ impl Store {
         cas: Option<u64>,
         f: impl FnOnce(&mut MetaItem<'_>, bool) -> R,
     ) -> MetaArith<R> {
-        let now = self.now();
-        self.check_flush(now);
-        let (hash, lock, _) = self.locate(key);
-        let mut shard = lock.lock();
-        let mut old_copy_exptime = None;
-        let (slot, created) = match self.lookup(&mut shard, hash, key, now) {
-            Lookup::Hit(slot) => {
-                // memcached refuses an empty value before it compares the cas.
-                if shard.item(slot).value().is_empty() {
-                    return MetaArith::NonNumeric;
-                }
-                if cas.is_some_and(|c| c != 0 && c != self.visible_cas(shard.item(slot).cas)) {
-                    return MetaArith::Exists;
-                }
-                let (old_len, old_exptime) = {
-                    let it = shard.item(slot);
-                    (it.value().len(), it.exptime)
-                };
-                if self
-                    .apply_delta(&mut shard, slot, incr, delta, now)
-                    .is_none()
-                {
-                    return MetaArith::NonNumeric;
-                }
-                // A number that outgrew its item got a new one (apply_delta's longer value).
-                if shard.item(slot).value().len() != old_len {
-                    old_copy_exptime = Some(old_exptime);
-                }
-                (slot, false)
-            }
-            miss => match vivify {
-                None => {
-                    count_miss(&mut shard, &miss);
-                    if incr {
-                        shard.stats.incr_misses += 1;
-                    } else {
-                        shard.stats.decr_misses += 1;
-                    }
-                    return MetaArith::NotFound;
-                }
-                Some(initial) => {
-                    count_miss(&mut shard, &miss);
-                    let mut buf = itoa::Buffer::new();
-                    let digits = buf.format(initial).as_bytes();
-                    match self.create_in(&mut shard, hash, key, digits, 0, now) {
-                        Some(slot) => (slot, true),
-                        None => return MetaArith::NoMemory,
-                    }
-                }
-            },
+        let opts = ArithOptions {
+            incr,
+            delta,
+            vivify: vivify.map(|v| (v, 0)),
+            cas,
+            count_expired: true,
+        };
+        let mut opened = self.open(key);
+        let done = match self.arith_in(&mut opened, key, opts) {
+            Ok(done) => done,
+            Err(ArithOutcome::NotFound) => return MetaArith::NotFound,
+            Err(ArithOutcome::Exists) => return MetaArith::Exists,
+            Err(ArithOutcome::NonNumeric) => return MetaArith::NonNumeric,
+            Err(ArithOutcome::NoMemory | ArithOutcome::Value { .. }) => return MetaArith::NoMemory,
         };
         let mut mi = MetaItem {
             store: self,
-            shard: &mut shard,
-            slot,
-            now,
+            shard: &mut opened.shard,
+            slot: done.slot,
+            now: opened.now,
             aborted: false,
-            old_copy_exptime,
+            old_copy_exptime: done.old_exptime,
         };
-        MetaArith::Done(f(&mut mi, created))
+        MetaArith::Done(f(&mut mi, done.created))
     }
 }
 
@@ -404,7 +330,7 @@ mod tests {
 
     use super::*;
     use crate::clock::MockClock;
-    use crate::store::{StoreConfig, StoreMode, StoreOptions, StoreOutcome};
+    use crate::store::{DeleteOptions, StoreConfig, StoreMode, StoreOptions, StoreOutcome};
 
     fn store() -> Store {
         // Fewer shards under Miri, where each shard's setup is slow to interpret.
@@ -497,7 +423,12 @@ mod tests {
             b"old",
             StoreOptions::default(),
         );
-        assert_eq!(s.meta_delete(b"k", None, true, None), MetaDelete::Deleted);
+        let stale = DeleteOptions {
+            stale: true,
+            meta: true,
+            ..DeleteOptions::default()
+        };
+        assert_eq!(s.delete(b"k", stale), DeleteOutcome::Deleted);
         s.meta_get(b"k", MetaGet::default(), |found| {
             found.expect("hit").0.set_token_sent()
         });
@@ -524,8 +455,8 @@ mod tests {
             found.expect("hit").0.shared_value().expect("a heap value")
         });
         assert_eq!(
-            s.meta_delete(b"big", None, false, None),
-            MetaDelete::Deleted
+            s.delete(b"big", DeleteOptions::default()),
+            DeleteOutcome::Deleted
         );
         assert_eq!(shared.as_slice(), &[b'x'; 300][..]);
         assert_eq!(shared.len(), 300);

@@ -34,7 +34,7 @@ use crate::numeric;
 pub use dump::{DumpCursor, ItemMeta};
 pub use item::SharedValue;
 use memory::MemAccount;
-pub use meta::{MetaArith, MetaDelete, MetaGet, MetaItem};
+pub use meta::{DeleteOutcome, MetaArith, MetaGet, MetaItem};
 pub use persist::SavedItem;
 use shard::{Item, Removal, Shard, ShardIndex};
 use slab::SlabClasses;
@@ -137,15 +137,68 @@ pub enum StoreOutcome {
     NoMemory,
 }
 
+/// What an incr/decr does ([`Store::arith`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArithOptions {
+    /// incr (true) or decr.
+    pub incr: bool,
+    /// Amount.
+    pub delta: u64,
+    /// On a miss, create the item with this number and client exptime (binary, `ma N`).
+    pub vivify: Option<(u64, i64)>,
+    /// Only if the item's cas unique is this one (0 matches any).
+    pub cas: Option<u64>,
+    /// Count an expired or flushed item met by the lookup in `get_expired`/`get_flushed`, as
+    /// memcached's meta and binary paths do (its classic text incr does not).
+    pub count_expired: bool,
+}
+
+impl ArithOptions {
+    /// A plain text `incr`/`decr`: no creation, no cas.
+    pub fn classic(incr: bool, delta: u64) -> ArithOptions {
+        ArithOptions {
+            incr,
+            delta,
+            vivify: None,
+            cas: None,
+            count_expired: false,
+        }
+    }
+}
+
 /// Outcome of incr/decr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeltaOutcome {
-    /// The new value.
-    Value(u64),
-    /// No such item.
+pub enum ArithOutcome {
+    /// The new value and the item's cas unique.
+    Value {
+        /// The number now stored.
+        value: u64,
+        /// Its cas unique (0 when cas is off).
+        cas: u64,
+    },
+    /// No such item (and no creation asked).
     NotFound,
+    /// Cas mismatch.
+    Exists,
     /// The value is not a decimal number.
     NonNumeric,
+    /// No memory for a created item.
+    NoMemory,
+}
+
+/// What a delete does ([`Store::delete`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// Only if the item's cas unique is this one.
+    pub cas: Option<u64>,
+    /// `md I`: mark the item stale (new cas, win token released) instead of removing it.
+    pub stale: bool,
+    /// With `stale`: a new client exptime.
+    pub exptime: Option<i64>,
+    /// memcached's meta accounting: an expired or flushed item met counts in
+    /// `get_expired`/`get_flushed`, and a cas mismatch in `delete_misses` (its text and
+    /// binary deletes count neither).
+    pub meta: bool,
 }
 
 /// A read-only view of an item, lent to a closure while the shard is locked.
@@ -168,6 +221,14 @@ impl ItemRef<'_> {
     pub fn shared_value(&self) -> Option<SharedValue> {
         self.item.shared_value()
     }
+}
+
+/// `key`'s shard, locked, and what it holds under the key: how a command on one key starts.
+struct Opened<'s> {
+    shard: parking_lot::MutexGuard<'s, Shard>,
+    hash: u64,
+    now: u32,
+    found: Lookup,
 }
 
 /// Lookup result inside a shard.
@@ -294,18 +355,39 @@ impl Store {
         }
     }
 
+    /// Reads the clock, applies a due flush, locks `key`'s shard and looks the key up.
+    fn open(&self, key: &[u8]) -> Opened<'_> {
+        let now = self.now();
+        self.check_flush(now);
+        let (hash, lock, _) = self.locate(key);
+        let mut shard = lock.lock();
+        let found = self.lookup(&mut shard, hash, key, now);
+        Opened {
+            shard,
+            hash,
+            now,
+            found,
+        }
+    }
+
+    /// Unlinks the item in `slot` (`how` says why, for the counters) and gives its memory
+    /// back to the budget.
+    fn unlink(&self, shard: &mut Shard, slot: u32, how: Removal, now: u32) -> Item {
+        let it = shard.unlink(slot, how, now);
+        self.mem.release(it.charge(&self.slabs, self.use_cas));
+        it
+    }
+
     /// Looks up a key, dropping it if expired or flushed.
     fn lookup(&self, shard: &mut Shard, hash: u64, key: &[u8], now: u32) -> Lookup {
         match shard.find(hash, key) {
             None => Lookup::Miss,
             Some(slot) if shard.item(slot).is_expired(now) => {
-                let it = shard.unlink(slot, Removal::Expired, now);
-                self.mem.release(it.charge(&self.slabs, self.use_cas));
+                self.unlink(shard, slot, Removal::Expired, now);
                 Lookup::Expired
             }
             Some(slot) if shard.item(slot).cas < self.flushed_below.load(Ordering::Acquire) => {
-                let it = shard.unlink(slot, Removal::Client, now);
-                self.mem.release(it.charge(&self.slabs, self.use_cas));
+                self.unlink(shard, slot, Removal::Client, now);
                 Lookup::Flushed
             }
             Some(slot) => Lookup::Hit(slot),

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::tests::{config, get, sized, store, store_with};
+use super::tests::{config, delete, delta, get, sized, store, store_with};
 use super::*;
 
 #[test]
@@ -25,7 +25,7 @@ fn shared_values_outlive_overwrite_delete_and_in_place_writes() {
         .get(b"big", None, |it| it.shared_value())
         .unwrap()
         .unwrap();
-    assert!(s.delete(b"big"));
+    assert!(delete(&s, b"big"));
     assert_eq!(shared.as_slice(), &old[..]);
     assert_eq!(newer.as_slice(), &[b'n'; 500][..]);
 
@@ -34,11 +34,11 @@ fn shared_values_outlive_overwrite_delete_and_in_place_writes() {
     let key = [b'c'; 40];
     s.store(StoreMode::Set, &key, 0, 0, b"100");
     let before = s.get(&key, None, |it| it.shared_value()).unwrap().unwrap();
-    assert_eq!(s.delta(&key, true, 1), DeltaOutcome::Value(101));
+    assert_eq!(delta(&s, &key, true, 1), Ok(101));
     assert_eq!(before.as_slice(), b"100");
     assert_eq!(get(&s, &key), Some(b"101".to_vec()));
 
-    assert!(s.delete(&key) && s.delete(b"small"));
+    assert!(delete(&s, &key) && delete(&s, b"small"));
     assert_eq!(s.memory_used(), 0);
 }
 

@@ -106,8 +106,7 @@ impl Store {
                 let mut budget = batch;
                 let mut shard = lock.lock();
                 while let Some(slot) = shard.next_expired(now, &mut budget) {
-                    let it = shard.unlink(slot, Removal::Expired, now);
-                    self.mem.release(it.charge(&self.slabs, self.use_cas));
+                    self.unlink(&mut shard, slot, Removal::Expired, now);
                     reclaimed += 1;
                 }
                 if budget > 0 {

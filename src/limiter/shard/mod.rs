@@ -2,8 +2,8 @@
 //! entries, and, behind its lock, what only changes slowly: which entries are free, creation,
 //! removal, rebuilds of the index, reclaiming and eviction.
 //!
-//! An entry's identity word carries the subject's 64-bit identity and the algorithm of its
-//! state, so a thread that locks an entry knows, under the lock, whose state it holds and how
+//! An entry's identity word carries the subject's identity (45 bits of hash, bit 0 set), the
+//! algorithm of its state and its stats [`Group`], so a thread that locks an entry knows, under the lock, whose state it holds and how
 //! to read it; a slot read before a change is never trusted for either.
 //!
 //! Lock order: a thread holding an entry's lock never waits for a shard's lock. Code under a
@@ -16,10 +16,13 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::arena::Arena;
 use super::entry::{Entry, Locked, FREE};
+use super::group::{Group, GroupLive, GROUP_BITS};
 use super::index::{Index, Slot, MAX_ENTRY};
 use super::pack::{alg_code, alg_of, pack, unpack_narrow, unpack_wide, Packed};
 use crate::ratelimit::{Algorithm, State};
 use crate::store::prefetch;
+
+mod reclaim;
 
 /// Seconds value of an expiry that never comes.
 pub const NEVER: u32 = u32::MAX;
@@ -34,34 +37,58 @@ const SAMPLE: usize = 16;
 
 /// The bits of an identity word that hold the algorithm.
 const ALG_BITS: u64 = 0b110;
+/// The bits of an identity word that are not the subject's identity.
+const NOT_ID: u64 = ALG_BITS | GROUP_BITS;
 
 /// A subject's identity: the 64-bit identity its entry holds and the 32-bit tag its slot
-/// holds.
+/// holds, and the stats group a state created for it counts under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ident {
-    /// The identity, with bit 0 set and the algorithm bits clear.
+    /// The identity, with bit 0 set and the algorithm and group bits clear (45 bits of hash).
     pub id: u64,
     /// Stored in the index slot.
     pub tag: u32,
+    /// The stats group of a state created under this identity (not compared by lookups).
+    pub group: Group,
 }
 
 impl Ident {
     /// The identity of a subject from its two hashes.
-    pub fn new(id_hash: u64, tag_hash: u64) -> Ident {
+    pub fn new(id_hash: u64, tag_hash: u64, group: Group) -> Ident {
         Ident {
-            id: (id_hash & !ALG_BITS) | 1,
+            id: (id_hash & !NOT_ID) | 1,
             tag: (tag_hash >> 32) as u32,
+            group,
+        }
+    }
+
+    /// The identity of a saved state (a snapshot's `id` and `tag`, possibly written before
+    /// identities had group bits), counted under no group.
+    pub fn from_saved(id: u64, tag: u32) -> Ident {
+        Ident {
+            id: (id & !NOT_ID) | 1,
+            tag,
+            group: Group::NONE,
         }
     }
 
     /// The identity word of an entry holding this subject's state of algorithm `alg`.
     fn word(self, alg: Algorithm) -> u64 {
-        self.id | u64::from(alg_code(alg)) << 1
+        self.id | u64::from(alg_code(alg)) << 1 | self.group.bits()
     }
 
-    /// True if an entry's identity word holds this subject (whatever its algorithm).
+    /// This identity with the group of the entry whose identity word is `word` (a state that
+    /// moves to an entry of the other width keeps its group).
+    pub(super) fn in_group_of(self, word: u64) -> Ident {
+        Ident {
+            group: Group::of_word(word),
+            ..self
+        }
+    }
+
+    /// True if an entry's identity word holds this subject (whatever its algorithm and group).
     fn holds(self, word: u64) -> bool {
-        word | ALG_BITS == self.id | ALG_BITS
+        word | NOT_ID == self.id | NOT_ID
     }
 }
 
@@ -121,6 +148,8 @@ struct Inner {
     free_wide: Vec<u32>,
     evictions: u64,
     reclaimed: u64,
+    /// Live states by stats group.
+    groups: Box<GroupLive>,
     /// Next index position the housekeeper looks at.
     sweep: usize,
     /// Where the next victim sample starts.
@@ -168,9 +197,10 @@ impl LockedEntry<'_> {
         })
     }
 
-    /// Writes `w` for `id` if it fits this entry's width; false otherwise.
+    /// Writes `w` for `id` if it fits this entry's width; false otherwise. The entry keeps
+    /// its stats group.
     pub(super) fn write(&self, id: Ident, w: &Write) -> bool {
-        let word = id.word(w.state.algorithm());
+        let word = id.in_group_of(self.word()).word(w.state.algorithm());
         match (self, pack(&w.state)) {
             (LockedEntry::Narrow(l), Packed::Narrow(words)) => {
                 l.write(words, w.expiry);
@@ -215,6 +245,7 @@ impl Default for Shard {
                 free_wide: Vec::new(),
                 evictions: 0,
                 reclaimed: 0,
+                groups: Box::default(),
                 sweep: 0,
                 sample: 0,
             }),
@@ -338,6 +369,11 @@ impl Shard {
         }
     }
 
+    /// Its live states by stats group.
+    pub fn live_by_group(&self) -> GroupLive {
+        (*self.inner.lock().groups).clone()
+    }
+
     /// Its counters.
     pub fn counters(&self) -> ShardCounters {
         let inner = self.inner.lock();
@@ -410,7 +446,7 @@ impl ShardGuard<'_> {
         }
         // The other width: a new entry takes over while the old one is still locked, so no
         // decision can slip in between.
-        let fresh = self.allocate(&w, id, now_s, room, &[pos])?;
+        let fresh = self.allocate(&w, id.in_group_of(entry.word()), now_s, room, &[pos])?;
         self.take_over(pos, slot, entry, fresh);
         Ok(r)
     }
@@ -419,9 +455,10 @@ impl ShardGuard<'_> {
     /// so no decision slipped in) is freed.
     pub(super) fn take_over(&mut self, pos: usize, slot: Slot, old: LockedEntry<'_>, fresh: Slot) {
         self.inner.index.replace(pos, fresh);
+        let word = old.word();
         old.free();
         drop(old);
-        self.forget(slot);
+        self.forget(slot, word);
     }
 
     /// Makes sure `n` entries of width `wide` can be allocated without going over the room's
@@ -494,25 +531,30 @@ impl ShardGuard<'_> {
             }
         }
         inner.live += 1;
+        inner.groups.tally(word, true);
         Ok(Slot::new(id.tag, wide, n))
     }
 
-    /// Puts a freed slot's entry back on its free list (its entry is already marked free and
-    /// its index slot removed or replaced).
-    fn forget(&mut self, slot: Slot) {
+    /// Puts a freed slot's entry back on its free list (its entry, whose identity word was
+    /// `word`, is already marked free and its index slot removed or replaced).
+    fn forget(&mut self, slot: Slot, word: u64) {
         if slot.wide() {
             self.inner.free_wide.push(slot.entry());
         } else {
             self.inner.free_narrow.push(slot.entry());
         }
         self.inner.live -= 1;
+        self.inner.groups.tally(word, false);
     }
 
     /// Removes the subject at index position `pos`.
     fn remove_at(&mut self, pos: usize, slot: Slot) {
-        self.shard.lock_entry(slot).free();
+        let entry = self.shard.lock_entry(slot);
+        let word = entry.word();
+        entry.free();
+        drop(entry);
         self.inner.index.remove(pos);
-        self.forget(slot);
+        self.forget(slot, word);
     }
 
     /// Adds `slot` for `id` to the index (which may be rebuilt: index positions found before
@@ -547,7 +589,7 @@ impl ShardGuard<'_> {
         let next = self
             .inner
             .index
-            .rebuilt(self.inner.live + 1, |s| shard.word_hint(s) & !ALG_BITS);
+            .rebuilt(self.inner.live + 1, |s| shard.word_hint(s) & !NOT_ID);
         self.publish(Box::new(next));
         self.inner.used_slots = self.inner.live;
     }
@@ -559,99 +601,5 @@ impl ShardGuard<'_> {
         };
         self.remove_at(pos, slot);
         true
-    }
-
-    /// Frees one entry of the width `wide` when the shard is full: a state full again if the
-    /// sample holds one (reclaimed), else, if the room policy evicts, the state closest to
-    /// full (evicted).
-    fn make_room(&mut self, wide: bool, now_s: u32, room: Room, keep: &[usize]) -> bool {
-        let cap = self.inner.index.capacity();
-        let mut best: Option<(usize, Slot, u32)> = None;
-        let mut seen = 0;
-        for step in 0..cap {
-            let pos = (self.inner.sample + step) % cap;
-            let Some(slot) = self.inner.index.get(pos) else {
-                continue;
-            };
-            if slot.wide() != wide || keep.contains(&pos) {
-                continue;
-            }
-            let expiry = self.shard.expiry_hint(slot);
-            if best.is_none_or(|(_, _, e)| expiry < e) {
-                best = Some((pos, slot, expiry));
-            }
-            seen += 1;
-            if seen == SAMPLE || expired(expiry, now_s) {
-                self.inner.sample = pos + 1;
-                break;
-            }
-        }
-        let Some((pos, slot, expiry)) = best else {
-            return false;
-        };
-        let full = expired(expiry, now_s);
-        if !full && !room.evict {
-            return false;
-        }
-        self.remove_at(pos, slot);
-        if full {
-            self.inner.reclaimed += 1;
-        } else {
-            self.inner.evictions += 1;
-        }
-        true
-    }
-
-    /// Looks at up to `budget` index slots from where the last sweep stopped and frees the
-    /// states full again at `now_s`. Returns how many it freed.
-    pub fn sweep(&mut self, now_s: u32, budget: usize) -> usize {
-        let cap = self.inner.index.capacity();
-        let mut freed = 0;
-        for _ in 0..budget.min(cap) {
-            let pos = self.inner.sweep % cap;
-            self.inner.sweep = pos + 1;
-            let Some(slot) = self.inner.index.get(pos) else {
-                continue;
-            };
-            let entry = self.shard.lock_entry(slot);
-            if !expired(entry.expiry(), now_s) {
-                continue;
-            }
-            entry.free();
-            drop(entry);
-            self.inner.index.remove(pos);
-            self.forget(slot);
-            self.inner.reclaimed += 1;
-            freed += 1;
-        }
-        if self.inner.used_slots > 2 * self.inner.live + 64 {
-            self.rebuild(); // mostly removed slots: keep probing short
-        }
-        freed
-    }
-
-    /// Drops every subject.
-    pub fn clear(&mut self) {
-        let live: Vec<(usize, Slot)> = self.inner.index.live().collect();
-        for (pos, slot) in live {
-            self.remove_at(pos, slot);
-        }
-        self.publish(Box::new(Index::for_subjects(0)));
-        self.inner.used_slots = 0;
-    }
-
-    /// Every live subject: its identity, state and expiry (for snapshots).
-    pub fn for_each(&self, mut f: impl FnMut(Ident, State, u32)) {
-        for (_, slot) in self.inner.index.live() {
-            let entry = self.shard.lock_entry(slot);
-            let word = entry.word();
-            if let Some(state) = entry.state(0) {
-                let id = Ident {
-                    id: word & !ALG_BITS,
-                    tag: slot.tag(),
-                };
-                f(id, state, entry.expiry());
-            }
-        }
     }
 }
