@@ -3,28 +3,7 @@
 use std::process::ExitCode;
 
 use ratecache::config::{self, Action};
-
-/// Logs to stderr at the level of `-v` (or `RUST_LOG`), changeable at run time by the
-/// `verbosity` command.
-fn init_logging(verbosity: u32) {
-    use tracing_subscriber::prelude::*;
-    use tracing_subscriber::{fmt, reload, EnvFilter};
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| ratecache::logging::filter_of(verbosity).into());
-    let (filter, handle) = reload::Layer::new(filter);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            fmt::layer()
-                .with_writer(std::io::stderr)
-                // Colour codes only for a person at a terminal, never into files or journald.
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        )
-        .init();
-    ratecache::logging::install(move |v| {
-        let _ = handle.reload(EnvFilter::new(ratecache::logging::filter_of(v)));
-    });
-}
+use ratecache::logging::Destination;
 
 fn main() -> ExitCode {
     let cfg = match config::parse(std::env::args_os().skip(1)) {
@@ -38,7 +17,20 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    init_logging(u32::from(cfg.verbosity));
+    // Before daemonizing: the log file is opened (and a relative path resolved) here.
+    let dest = Destination::of(cfg.log_file.as_deref(), cfg.daemonize);
+    if let Err(e) = ratecache::logging::init(dest, u32::from(cfg.verbosity)) {
+        eprintln!("failed to open the log: {e}");
+        return ExitCode::from(73);
+    }
+    // With -d stderr is gone: fatal errors also go to the log.
+    let to_log = cfg.daemonize || cfg.log_file.is_some();
+    let fatal = |msg: String| {
+        if to_log {
+            tracing::error!("{msg}");
+        }
+        eprintln!("{msg}");
+    };
     for note in &cfg.ignored {
         tracing::info!("{note}");
     }
@@ -54,14 +46,14 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("failed to start runtime: {e}");
+            fatal(format!("failed to start runtime: {e}"));
             return ExitCode::from(71);
         }
     };
     match runtime.block_on(ratecache::server::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ratecached: {e}");
+            fatal(format!("ratecached: {e}"));
             ExitCode::from(71)
         }
     }

@@ -57,6 +57,7 @@ pub(super) const LONG_OPTS: &[(&str, HasArg, char)] = &[
     ("policies", HasArg::Required, POLICIES),
     ("ratelimit-prefix", HasArg::Required, RATELIMIT_PREFIX),
     ("metrics", HasArg::Required, METRICS),
+    ("log", HasArg::Required, LOG),
 ];
 
 /// Option letter of `--policies` (it has no short form).
@@ -65,8 +66,10 @@ pub(super) const POLICIES: char = '\u{1}';
 pub(super) const RATELIMIT_PREFIX: char = '\u{2}';
 /// Option letter of `--metrics` (it has no short form).
 pub(super) const METRICS: char = '\u{3}';
+/// Option letter of `--log` (it has no short form).
+pub(super) const LOG: char = '\u{4}';
 /// ratecached's own options, which have no short form.
-pub(super) const OWN_OPTS: [char; 3] = [POLICIES, RATELIMIT_PREFIX, METRICS];
+pub(super) const OWN_OPTS: [char; 4] = [POLICIES, RATELIMIT_PREFIX, METRICS, LOG];
 
 /// One command line element as getopt returns it.
 #[derive(Debug, PartialEq, Eq)]

@@ -140,6 +140,9 @@ pub struct Config {
     pub ratelimit_prefix: Option<Vec<u8>>,
     /// `--metrics ADDR`: serve Prometheus metrics on `http://ADDR/metrics` (off by default).
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--log FILE`: append the log to FILE (reopened on SIGHUP) instead of stderr, or of
+    /// syslog under `-d`.
+    pub log_file: Option<PathBuf>,
     /// Flags and `-o` options accepted for compatibility but without effect, for `-v`.
     pub ignored: Vec<String>,
 }
@@ -193,6 +196,7 @@ impl Default for Config {
             policies: None,
             ratelimit_prefix: None,
             metrics: None,
+            log_file: None,
             ignored: Vec::new(),
         }
     }

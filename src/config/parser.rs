@@ -1,6 +1,6 @@
 //! Applying options in order to a [`Config`], and memcached's cross-flag checks at the end.
 
-use super::getopt::{METRICS, POLICIES, RATELIMIT_PREFIX};
+use super::getopt::{LOG, METRICS, POLICIES, RATELIMIT_PREFIX};
 use super::listen::listen_entry;
 use super::suboptions::{INERT_SUBOPTS, NUMERIC_SUBOPTS};
 use super::usage::{license, usage, version};
@@ -72,6 +72,7 @@ impl Parser {
             POLICIES => cfg.policies = Some(v.into()),
             RATELIMIT_PREFIX => cfg.ratelimit_prefix = Some(ratelimit_prefix(v)?),
             METRICS => cfg.metrics = Some(metrics_addr(v)?),
+            LOG => cfg.log_file = Some(v.into()),
             'a' => {
                 cfg.unix_mask = u32::from_str_radix(v, 8)
                     .ok()

@@ -927,4 +927,22 @@ mod ratecache_options {
         );
         assert!(addr(&["--metrics"]).is_err(), "the address is required");
     }
+
+    #[test]
+    fn log_flag_sets_the_file_and_only_matches_in_full() {
+        let Ok(Action::Run(cfg)) = parse(["--log", "/var/log/rc.log", "-d"]) else {
+            panic!()
+        };
+        assert_eq!(
+            cfg.log_file.as_deref(),
+            Some(std::path::Path::new("/var/log/rc.log"))
+        );
+        assert!(cfg.daemonize);
+        // memcached's abbreviations keep their meaning: --lo is still --lock-memory.
+        let Ok(Action::Run(cfg)) = parse(["--lo"]) else {
+            panic!()
+        };
+        assert!(cfg.log_file.is_none());
+        assert!(parse(["--log"]).is_err(), "--log needs a file");
+    }
 }

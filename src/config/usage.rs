@@ -105,6 +105,8 @@ ratecached:
 --metrics=<addr>          serve Prometheus metrics on http://<addr>/metrics; <addr> is
                           IP:PORT or a port on 127.0.0.1 (default: off). Per-policy
                           and per-prefix counters: "stats ratelimit"
+--log=<file>              append the log (-v lines included) to <file>, reopened on
+                          SIGHUP (default: stderr; with -d, syslog facility daemon)
 -o ratelimit_memory=<mb>  memory for rate-limit states, apart from -m and never
                           evicted for cache items (default: {rl_mem})
 -o ratelimit_full=<how>   when that memory is full: evict (the state closest to

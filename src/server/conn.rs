@@ -23,6 +23,7 @@ use super::binary::BinarySession;
 use super::output::{iov_array, Output, HIGH_WATER};
 use super::text::TextSession;
 use super::transport::{give_buffer, take_buffer, Transport, BUF_SIZE};
+use super::verbose::{ConnLog, State};
 use super::Context;
 use crate::config::ProtocolChoice;
 use crate::protocol::binary::REQ_MAGIC;
@@ -37,6 +38,9 @@ pub trait Session {
 
     /// Runs the request at the start of `buf`, writing its replies to `out`.
     fn step(&mut self, buf: &[u8], out: &mut Output) -> Step;
+
+    /// The connection's verbose log, at the level read after the last read.
+    fn set_log(&mut self, _log: ConnLog) {}
 }
 
 /// What running the request at the start of the buffer did.
@@ -151,19 +155,26 @@ impl Input {
 /// text protocol; `-B ascii` and `-B binary` force one.
 pub async fn serve<T: Transport>(io: &T, ctx: &Context) {
     let mut conn = Conn::new(io, ctx);
-    if !conn.read().await {
-        return;
+    conn.log.opened(ctx.config.protocol);
+    if conn.read().await {
+        let binary = match ctx.config.protocol {
+            ProtocolChoice::Binary => true,
+            ProtocolChoice::Ascii => false,
+            ProtocolChoice::Auto => {
+                let binary = conn.input.buf[0] == REQ_MAGIC;
+                conn.log.negotiated(binary);
+                binary
+            }
+        };
+        if binary {
+            conn.run(BinarySession::new(ctx)).await;
+        } else {
+            conn.run(TextSession::new(ctx)).await;
+        }
     }
-    let binary = match ctx.config.protocol {
-        ProtocolChoice::Binary => true,
-        ProtocolChoice::Ascii => false,
-        ProtocolChoice::Auto => conn.input.buf[0] == REQ_MAGIC,
-    };
-    if binary {
-        conn.run(BinarySession::new(ctx)).await;
-    } else {
-        conn.run(TextSession::new(ctx)).await;
-    }
+    conn.enter(State::Closing);
+    conn.log.closed();
+    conn.enter(State::Closed);
 }
 
 struct Conn<'a, T> {
@@ -173,6 +184,10 @@ struct Conn<'a, T> {
     out: Output,
     /// When the last request completed (the idle timeout counts from here).
     progress: Instant,
+    /// The verbose log, its level read after each read.
+    log: ConnLog,
+    /// The loop's state, for `-vvv`.
+    state: State,
 }
 
 impl<'a, T: Transport> Conn<'a, T> {
@@ -186,12 +201,35 @@ impl<'a, T: Transport> Conn<'a, T> {
             },
             out: Output::new(),
             progress: Instant::now(),
+            log: ConnLog::new(io.as_raw_fd(), ctx),
+            state: State::NewCmd,
+        }
+    }
+
+    /// `-v`: memcached reports a failed read only while it discards a refused value or reads
+    /// one (a reset between requests closes silently).
+    fn read_failed(&self, e: &io::Error) {
+        if self.input.skip > 0 {
+            self.log.read_failed(None);
+        } else if self.input.in_value {
+            self.log.read_failed(Some(e));
+        }
+    }
+
+    /// Moves the loop to `state`, logged at `-vvv`.
+    #[inline]
+    fn enter(&mut self, state: State) {
+        if self.log.level() >= 3 && state != self.state {
+            self.log.state(self.state, state);
+            self.state = state;
         }
     }
 
     async fn run<S: Session>(&mut self, mut s: S) {
+        s.set_log(self.log);
         s.batch_start(&self.input.buf);
         loop {
+            self.enter(State::ParseCmd);
             let (stop, progressed) = self.input.execute(&mut s, &mut self.out);
             if progressed {
                 self.progress = Instant::now();
@@ -225,6 +263,7 @@ impl<'a, T: Transport> Conn<'a, T> {
             if !self.read().await {
                 return;
             }
+            s.set_log(self.log);
             if self.input.at_batch_start() {
                 s.batch_start(&self.input.buf);
             }
@@ -234,6 +273,18 @@ impl<'a, T: Transport> Conn<'a, T> {
     /// Sends everything pending; waits while the socket is full (that wait is the
     /// backpressure on a client that does not read).
     async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.enter(State::Mwrite);
+        }
+        let sent = self.send().await;
+        if let Err(e) = &sent {
+            self.log.write_failed(e);
+        }
+        self.enter(State::NewCmd);
+        sent
+    }
+
+    async fn send(&mut self) -> io::Result<()> {
         while !self.out.is_empty() {
             let written = {
                 let mut iov = iov_array();
@@ -288,6 +339,7 @@ impl<'a, T: Transport> Conn<'a, T> {
             _ => None,
         };
         loop {
+            self.enter(State::Waiting);
             let ready = match idle {
                 None => self.io.readable().await,
                 Some(deadline) => match tokio::time::timeout_at(deadline, self.io.readable()).await
@@ -295,13 +347,18 @@ impl<'a, T: Transport> Conn<'a, T> {
                     Ok(r) => r,
                     Err(_) => {
                         ServerStats::add(&self.ctx.stats.idle_kicks, 1);
+                        self.log.refresh(self.ctx);
+                        self.log.idle();
                         return false;
                     }
                 },
             };
-            if ready.is_err() {
+            if let Err(e) = ready {
+                self.log.refresh(self.ctx);
+                self.read_failed(&e);
                 return false;
             }
+            self.enter(State::Read);
             let buf = &mut self.input.buf;
             if buf.capacity() == 0 {
                 *buf = take_buffer();
@@ -316,7 +373,9 @@ impl<'a, T: Transport> Conn<'a, T> {
             if buf.capacity() - buf.len() < want.clamp(1024, HIGH_WATER) {
                 buf.reserve(want.max(BUF_SIZE));
             }
-            match self.io.try_read_buf(buf) {
+            let read = self.io.try_read_buf(buf);
+            self.log.refresh(self.ctx);
+            match read {
                 Ok(0) => return false,
                 Ok(n) => {
                     ServerStats::add(&self.ctx.stats.bytes_read, n as u64);
@@ -329,7 +388,10 @@ impl<'a, T: Transport> Conn<'a, T> {
                         give_buffer(std::mem::take(buf));
                     }
                 }
-                Err(_) => return false,
+                Err(e) => {
+                    self.read_failed(&e);
+                    return false;
+                }
             }
         }
     }

@@ -119,7 +119,7 @@ pub async fn drain(ctx: &Context) {
 /// What a stop does after the connections: the graceful save and the pid file.
 pub fn finish(ctx: &Context, kind: StopKind) -> std::io::Result<()> {
     if kind == StopKind::Graceful {
-        eprintln!("Gracefully stopping");
+        crate::logging::wire(0, format_args!("Gracefully stopping"));
         if let Some(path) = &ctx.config.memory_file {
             let c = persist::save(&ctx.store, &ctx.limiter, path, true, persist::wall_now_ns())?;
             tracing::info!(
@@ -132,6 +132,9 @@ pub fn finish(ctx: &Context, kind: StopKind) -> std::io::Result<()> {
     }
     if let Some(pid) = &ctx.config.pid_file {
         let _ = std::fs::remove_file(pid);
+    }
+    if kind == StopKind::Now && ctx.stats.verbosity.load(Ordering::Relaxed) >= 1 {
+        crate::logging::wire(1, format_args!("Exiting normally"));
     }
     Ok(())
 }

@@ -21,7 +21,9 @@ use super::transport::Transport;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
+use super::verbose::strerror;
 use super::Context;
+use crate::logging::wire;
 use crate::stats::ServerStats;
 
 /// The line a client gets when it cannot be served (memcached's, for a client over `-c`).
@@ -114,12 +116,18 @@ async fn accept_loop<L: Listen>(
             }
             Err(e) if out_of_descriptors(&e) => {
                 failed_before = false;
+                // memcached's lines: perror's always, its own at -v.
+                wire(0, format_args!("accept4(): {}", strerror(&e)));
+                if ctx.stats.verbosity.load(Ordering::Relaxed) >= 1 {
+                    wire(1, format_args!("Too many open connections"));
+                }
                 pause(&listener, &mut spare, &ctx.stats).await;
             }
             Err(e) => {
                 // A per-connection failure (ECONNABORTED, EPROTO, EINTR...): the next accept
                 // is usually fine. One that repeats is retried at the pause rate, not spun on.
-                tracing::debug!("accept failed: {e}");
+                wire(0, format_args!("accept4(): {}", strerror(&e)));
+                wire(0, format_args!("accept(): {}", strerror(&e)));
                 if failed_before {
                     tokio::time::sleep(PAUSE).await;
                 }
@@ -157,7 +165,6 @@ impl Drop for Paused<'_> {
 
 /// Out of descriptors: answer the waiting clients, then wait until a descriptor is free.
 async fn pause<L: Listen>(listener: &L, spare: &mut Option<File>, stats: &ServerStats) {
-    tracing::info!("Too many open connections: out of file descriptors, pausing accept");
     let _paused = Paused::new(stats);
     loop {
         let answered = answer_waiting(listener, spare).await;

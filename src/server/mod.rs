@@ -20,6 +20,7 @@ pub mod stats_cmd;
 pub mod text;
 pub mod transport;
 pub mod udp;
+pub mod verbose;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -274,6 +275,10 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     ctx.auth = auth;
     let ctx = Arc::new(ctx);
     ctx.reload_policies().map_err(std::io::Error::other)?;
+    if ctx.config.sasl && ctx.config.verbosity >= 1 {
+        crate::logging::wire(1, format_args!("Initialized SASL."));
+    }
+    verbose::slab_classes(&ctx);
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
     let mut tasks = Vec::new();
     // Bound before the clients' listeners, so it answers once they do.
@@ -296,6 +301,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
         ctx.conns
             .add_listener(listener.as_raw_fd(), format!("unix:{}", path.display()));
+        verbose::listening(&ctx, listener.as_raw_fd(), false);
         tasks.push(tokio::spawn(listener::accept_unix(
             listener,
             ctx.clone(),
@@ -317,6 +323,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
                 use std::os::fd::AsRawFd;
                 ctx.conns
                     .add_listener(listener.as_raw_fd(), format!("tcp:{addr}"));
+                verbose::listening(&ctx, listener.as_raw_fd(), false);
                 tracing::info!("listening on {addr}");
                 tasks.push(tokio::spawn(listener::accept_tcp(
                     listener,
@@ -330,6 +337,8 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         for entry in &ctx.config.listen {
             for addr in tokio::net::lookup_host((entry.bind_host(), ctx.config.udp_port)).await? {
                 let socket = tokio::net::UdpSocket::bind(addr).await?;
+                use std::os::fd::AsRawFd;
+                verbose::listening(&ctx, socket.as_raw_fd(), true);
                 tracing::info!("listening on udp {addr}");
                 tasks.push(tokio::spawn(udp::serve_udp(socket, ctx.clone())));
             }
@@ -359,6 +368,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         let ctx = ctx.clone();
         tokio::spawn(async move {
             while sighup.recv().await.is_some() {
+                if let Err(e) = crate::logging::reopen() {
+                    tracing::error!("log file reopen failed, keeping the old file: {e}");
+                }
                 match ctx.reload_policies() {
                     Ok(n) => tracing::info!("reloaded {n} policies"),
                     Err(e) => {

@@ -129,6 +129,42 @@ impl Output {
         }
     }
 
+    /// The pending bytes from offset `mark` on (a [`Output::pending`] taken earlier): what was
+    /// written since, in order, as slices (for the `-vv` log of a request's replies).
+    pub fn since(&self, mark: usize) -> Vec<&[u8]> {
+        let mut skip = mark;
+        let mut out = Vec::new();
+        for part in self.segs.iter().map(|s| &s[..]).chain([&self.tail[..]]) {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            out.push(&part[skip..]);
+            skip = 0;
+        }
+        out
+    }
+
+    /// Drops what was written after offset `mark` (a [`Output::pending`] taken earlier).
+    pub fn truncate(&mut self, mark: usize) {
+        if mark >= self.queued {
+            self.tail.truncate(mark - self.queued);
+            return;
+        }
+        self.tail.clear();
+        while self.queued > mark {
+            let Some(mut last) = self.segs.pop_back() else {
+                break;
+            };
+            self.queued -= last.len();
+            if self.queued < mark {
+                last.truncate(mark - self.queued);
+                self.queued += last.len();
+                self.segs.push_back(last);
+            }
+        }
+    }
+
     /// Takes every pending byte out as one vector (datagrams and tests; connections write
     /// with [`Output::slices`] instead).
     pub fn take_all(&mut self) -> Vec<u8> {
@@ -246,6 +282,28 @@ mod tests {
         let all = out.take_all();
         assert_eq!(all.len(), SHARE_MIN + 1);
         assert!(all[..SHARE_MIN].iter().all(|&b| b == b'l'));
+    }
+
+    #[test]
+    fn what_was_written_since_a_mark_is_seen_and_dropped() {
+        let mut out = Output::new();
+        out.put_slice(b"ab");
+        out.push(Bytes::from_static(b"cdef"));
+        out.put_slice(b"gh");
+        let all: Vec<u8> = out.since(0).concat();
+        assert_eq!(all, b"abcdefgh");
+        for mark in 0..=8 {
+            assert_eq!(out.since(mark).concat(), &all[mark..], "since {mark}");
+            let mut copy = Output::new();
+            copy.put_slice(b"ab");
+            copy.push(Bytes::from_static(b"cdef"));
+            copy.put_slice(b"gh");
+            copy.truncate(mark);
+            assert_eq!(copy.pending(), mark);
+            assert_eq!(copy.take_all(), &all[..mark], "truncate {mark}");
+        }
+        out.advance(3);
+        assert_eq!(out.since(2).concat(), b"fgh");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::auth::AuthState;
 use super::conn::{decoded, Session, Step, Transit};
 use super::dispatch::{self, Flow};
 use super::output::Output;
+use super::verbose::{self, ConnLog};
 use super::Context;
 use crate::protocol::text::{batch_keys, decode};
 use crate::protocol::{DecodeLimits, Frame};
@@ -21,6 +22,8 @@ pub struct TextSession<'c> {
     transit: Transit<'c>,
     /// `-Y` authentication, until it succeeds.
     auth: Option<AuthState>,
+    /// The connection's verbose log.
+    log: ConnLog,
 }
 
 impl<'c> TextSession<'c> {
@@ -32,7 +35,63 @@ impl<'c> TextSession<'c> {
             cursor: 0,
             transit: Transit::new(&ctx.store),
             auth: ctx.auth.as_ref().map(|_| AuthState::default()),
+            log: ConnLog::OFF,
         }
+    }
+
+    /// Runs a `-Y` authentication step while the connection has not authenticated.
+    fn auth_step(&mut self, buf: &[u8], out: &mut Output) -> Option<Step> {
+        let auth = self.auth.as_mut()?;
+        let file = self.ctx.auth.as_ref().expect("auth state only with -Y");
+        let step = auth.step(self.ctx, file, buf, out);
+        if auth.done {
+            self.auth = None;
+        }
+        Some(step)
+    }
+
+    /// [`Session::step`] with memcached's verbose lines: the command line, then the replies
+    /// (those `noreply` suppresses are written, logged as `NOREPLY`, and dropped).
+    #[inline(never)]
+    fn step_logged(&mut self, buf: &[u8], out: &mut Output) -> Step {
+        let mark = out.pending();
+        if let Some(step) = self.auth_step(buf, out) {
+            // memcached logs the replies of authentication, not its lines.
+            verbose::text::replies(
+                self.log,
+                &verbose::text::Shape::LINES,
+                false,
+                out.since(mark),
+            );
+            return step;
+        }
+        let (ctx, cursor, log) = (self.ctx, &mut self.cursor, &mut self.log);
+        decoded(decode(buf, &self.limits), &mut self.transit, |f| {
+            let Frame { mut req, len, skip } = f;
+            if *cursor == 0 {
+                // (A paused multi-get resuming logged its line when it started.)
+                verbose::text::request(*log, buf);
+            }
+            let shape = verbose::text::shape(&req);
+            let cas = verbose::text::cas_of(&req).filter(|_| log.level() >= 2);
+            let noreply = log.level() >= 2 && verbose::text::take_noreply(&mut req);
+            let flow = dispatch::execute(ctx, req, out, cursor);
+            if shape.verbosity {
+                log.refresh(ctx);
+            }
+            if let Some((key, unique)) = cas {
+                if verbose::text::first_line_is(out.since(mark), b"EXISTS") {
+                    verbose::cas_failure(*log, ctx, key, unique);
+                }
+            }
+            if log.level() >= 2 || shape.memlimit.is_some() {
+                verbose::text::replies(*log, &shape, noreply, out.since(mark));
+            }
+            if noreply {
+                out.truncate(mark);
+            }
+            step_of(flow, len, skip)
+        })
     }
 }
 
@@ -60,13 +119,15 @@ impl Session for TextSession<'_> {
         }
     }
 
+    fn set_log(&mut self, log: ConnLog) {
+        self.log = log;
+    }
+
     fn step(&mut self, buf: &[u8], out: &mut Output) -> Step {
-        if let Some(auth) = &mut self.auth {
-            let file = self.ctx.auth.as_ref().expect("auth state only with -Y");
-            let step = auth.step(self.ctx, file, buf, out);
-            if auth.done {
-                self.auth = None;
-            }
+        if self.log.on() {
+            return self.step_logged(buf, out);
+        }
+        if let Some(step) = self.auth_step(buf, out) {
             return step;
         }
         let (ctx, cursor) = (self.ctx, &mut self.cursor);

@@ -18,6 +18,7 @@ use super::binary::BinarySession;
 use super::conn::{Driver, Session, Stop};
 use super::output::HIGH_WATER;
 use super::text::TextSession;
+use super::verbose::ConnLog;
 use super::Context;
 use crate::stats::ServerStats;
 
@@ -54,6 +55,11 @@ pub fn frame_reply(id: u16, reply: &[u8]) -> Vec<BytesMut> {
 
 /// Answers one datagram: `None` when it gets no reply (too short, or no complete request).
 pub fn handle_datagram(ctx: &Context, datagram: &[u8]) -> Option<Vec<BytesMut>> {
+    answer(ctx, ConnLog::OFF, datagram)
+}
+
+/// [`handle_datagram`], its requests logged as the socket's (`-vv`).
+fn answer(ctx: &Context, log: ConnLog, datagram: &[u8]) -> Option<Vec<BytesMut>> {
     if datagram.len() < HEADER {
         return None;
     }
@@ -66,16 +72,17 @@ pub fn handle_datagram(ctx: &Context, datagram: &[u8]) -> Option<Vec<BytesMut>> 
     // As memcached does, each datagram picks its protocol by its first byte.
     let body = &datagram[HEADER..];
     let out = if body.first() == Some(&crate::protocol::binary::REQ_MAGIC) {
-        run_datagram(BinarySession::new(ctx), body)
+        run_datagram(BinarySession::new(ctx), log, body)
     } else {
-        run_datagram(TextSession::new(ctx), body)
+        run_datagram(TextSession::new(ctx), log, body)
     };
     (!out.is_empty()).then(|| frame_reply(id, &out))
 }
 
 /// Runs a datagram's requests; the reply stops growing at [`MAX_REPLY`].
-fn run_datagram<S: Session>(session: S, body: &[u8]) -> Vec<u8> {
+fn run_datagram<S: Session>(session: S, log: ConnLog, body: &[u8]) -> Vec<u8> {
     let mut d = Driver::new(session);
+    d.session.set_log(log);
     let stop = d.feed(body);
     let mut out = d.out.take_all();
     if stop == Stop::Flush {
@@ -86,13 +93,14 @@ fn run_datagram<S: Session>(session: S, body: &[u8]) -> Vec<u8> {
 
 /// Serves a UDP socket until the task is aborted.
 pub async fn serve_udp(socket: UdpSocket, ctx: Arc<Context>) {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
             continue;
         };
         ServerStats::add(&ctx.stats.bytes_read, n as u64);
-        if let Some(datagrams) = handle_datagram(&ctx, &buf[..n]) {
+        if let Some(datagrams) = answer(&ctx, ConnLog::new(fd, &ctx), &buf[..n]) {
             for d in datagrams {
                 if socket.send_to(&d, peer).await.is_ok() {
                     ServerStats::add(&ctx.stats.bytes_written, d.len() as u64);

@@ -9,11 +9,13 @@ mod sasl;
 use super::conn::{decoded, Session, Step, Transit};
 use super::output::Output;
 use super::text::{decode_limits, step_of};
+use super::verbose::{self, ConnLog};
 use super::Context;
 use crate::protocol::binary::{
-    batch_keys, decode, opcode, status, write_error, Header, HEADER_LEN, REQ_MAGIC,
+    batch_keys, decode, opcode, status, write_error, Command, Header, StoreOp, HEADER_LEN,
+    REQ_MAGIC,
 };
-use crate::protocol::{DecodeLimits, Frame};
+use crate::protocol::{Decode, DecodeLimits, Frame};
 use sasl::Sasl;
 
 /// Most body bytes a SASL request may carry before its connection authenticated (a PLAIN
@@ -27,6 +29,8 @@ pub struct BinarySession<'c> {
     sasl: Sasl,
     /// Memory reserved for the request being received.
     transit: Transit<'c>,
+    /// The connection's verbose log.
+    log: ConnLog,
 }
 
 impl<'c> BinarySession<'c> {
@@ -37,7 +41,68 @@ impl<'c> BinarySession<'c> {
             limits: decode_limits(ctx),
             sasl: Sasl::default(),
             transit: Transit::new(&ctx.store),
+            log: ConnLog::OFF,
         }
+    }
+
+    /// [`Session::step`] with memcached's verbose lines: the request header, the command's
+    /// line, the response headers, and the `-v` errors.
+    #[inline(never)]
+    fn step_logged(&mut self, buf: &[u8], out: &mut Output) -> Step {
+        let (log, mark) = (self.log, out.pending());
+        let (authenticated, started) = (self.sasl.authenticated, self.sasl.started());
+        if let Some(stop) = self.gate(buf, out) {
+            verbose::binary::header(log, buf);
+            verbose::binary::auth(log, buf[1], false);
+            verbose::binary::replies(log, None, out.since(mark));
+            return stop;
+        }
+        let d = decode(buf, &self.limits);
+        if d == Decode::Close {
+            verbose::binary::invalid_magic(log, buf);
+            return Step::Close;
+        }
+        let mut ran = None;
+        let (ctx, sasl) = (self.ctx, &mut self.sasl);
+        let step = decoded(d, &mut self.transit, |f| {
+            let Frame { req, len, skip } = f;
+            ran = Some(req);
+            step_of(exec::execute(ctx, req, out, sasl), len, skip)
+        });
+        if let Some(req) = ran {
+            let op = req.header.opcode;
+            verbose::binary::header(log, buf);
+            if self.limits.sasl && req.command != Command::BadLengths {
+                verbose::binary::auth(log, op, authenticated);
+            }
+            verbose::binary::command(log, &req);
+            match req.command {
+                Command::SaslAuth { .. } => {
+                    if let Some(st) = verbose::binary::first_status(out.since(mark)) {
+                        verbose::binary::sasl_result(log, &req, started, st);
+                    }
+                }
+                // memcached's cas path: set, add and replace with a cas unique.
+                Command::Store { op, key, .. }
+                    if log.level() >= 2
+                        && req.header.cas != 0
+                        && matches!(op, StoreOp::Set | StoreOp::Add | StoreOp::Replace) =>
+                {
+                    let st = verbose::binary::first_status(out.since(mark));
+                    if st == Some(status::KEY_EEXISTS) {
+                        verbose::cas_failure(log, ctx, key, req.header.cas);
+                    }
+                }
+                _ => {}
+            }
+            if log.level() >= 2 {
+                verbose::binary::replies(log, Some(&req), out.since(mark));
+            }
+            if req.command == Command::Invalid {
+                verbose::binary::protocol_error(log, op);
+            }
+        }
+        step
     }
 
     /// Before authentication (`-S`), only SASL and `version` are served, and only with small
@@ -73,7 +138,14 @@ impl Session for BinarySession<'_> {
         }
     }
 
+    fn set_log(&mut self, log: ConnLog) {
+        self.log = log;
+    }
+
     fn step(&mut self, buf: &[u8], out: &mut Output) -> Step {
+        if self.log.on() {
+            return self.step_logged(buf, out);
+        }
         if let Some(stop) = self.gate(buf, out) {
             return stop;
         }

@@ -19,6 +19,12 @@ pub struct Sasl {
 }
 
 impl Sasl {
+    /// A PLAIN exchange was started (an empty start answered "continue") and waits for its
+    /// step.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
     /// Answers `SASL list mechanisms`.
     pub fn list_mechs(out: &mut BytesMut, h: &Header) {
         write_response(out, h, status::SUCCESS, 0, &[], &[], b"PLAIN");
