@@ -336,6 +336,16 @@ pub fn put_key(out: &mut BytesMut, key: &[u8], base64: bool) {
     }
 }
 
+/// Appends the head of a meta hit: `VA <len>` when the value follows, else `HD`.
+pub fn put_hit_head(out: &mut BytesMut, value: bool, len: usize) {
+    if value {
+        out.put_slice(b"VA ");
+        out.put_slice(itoa::Buffer::new().format(len).as_bytes());
+    } else {
+        out.put_slice(b"HD");
+    }
+}
+
 /// Appends the `O` and `k` echoes, in request order (what every miss and `md` return).
 pub fn put_echoes(out: &mut BytesMut, req: &MetaRequest<'_>) {
     for tok in &req.tokens {

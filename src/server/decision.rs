@@ -3,13 +3,13 @@
 //! prefix comes to. A retrieval decides (cost 1, counted as `ratelimit` is) and always hits
 //! with the verdict line; a delete resets the subject; writes are refused (read-only).
 
-use super::exec::{decide_counted, decide_one_counted};
+use super::exec::{count, decide_counted, decide_one_counted};
 use super::Context;
+use crate::limit_stats::Outcome;
 use crate::protocol::decision_key::{self, VerdictLine};
 use crate::protocol::limits::Target;
 use crate::protocol::Reply;
 use crate::ratelimit::{ApplyError, Limit, Mode};
-use crate::stats::ServerStats;
 use crate::store::smallvec::SmallVec;
 
 /// Why a decision key was not decided.
@@ -102,10 +102,10 @@ fn resolve<'a>(ctx: &Context, key: &'a [u8]) -> Option<Result<Limits<'a>, Decisi
     }))
 }
 
-/// Counts a decision key refused before a decision in the rate-limit stats.
+/// Counts a decision key refused before a decision in the rate-limit stats (globally: its
+/// policy and subjects are not known).
 fn count_error(ctx: &Context) {
-    ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
-    ServerStats::add(&ctx.stats.ratelimit_errors, 1);
+    count(ctx, &[], Outcome::Error);
 }
 
 /// The get form: decides `key` (cost 1) if it is a decision key and returns its verdict line,

@@ -13,7 +13,9 @@ use super::exec::{self};
 use super::output::Output;
 use super::Context;
 use crate::protocol::command::Command;
-use crate::protocol::meta::{opaque_too_long, put_echoes, put_key, MetaCmd, MetaRequest};
+use crate::protocol::meta::{
+    opaque_too_long, put_echoes, put_hit_head, put_key, MetaCmd, MetaRequest,
+};
 use crate::protocol::text::write_reply;
 use crate::protocol::Reply;
 use crate::stats::ServerStats;
@@ -78,12 +80,7 @@ fn meta_get(ctx: &Context, req: &MetaRequest<'_>, out: &mut Output) {
             return;
         };
         let mut won = false;
-        if req.value {
-            out.put_slice(b"VA ");
-            out.put_slice(itoa::Buffer::new().format(it.value().len()).as_bytes());
-        } else {
-            out.put_slice(b"HD");
-        }
+        put_hit_head(out, req.value, it.value().len());
         // In request order: a T or N before a failing token has taken effect.
         for tok in &req.tokens {
             match tok[0] {
@@ -151,12 +148,7 @@ fn meta_arith(ctx: &Context, req: &MetaRequest<'_>, out: &mut BytesMut) {
                 .copied()
                 .take_while(|&b| b != b' ')
                 .collect();
-            if req.value {
-                out.put_slice(b"VA ");
-                out.put_slice(itoa::Buffer::new().format(number.len()).as_bytes());
-            } else {
-                out.put_slice(b"HD");
-            }
+            put_hit_head(out, req.value, number.len());
             // In request order; a long opaque fails the reply after the update happened.
             for tok in &req.tokens {
                 match tok[0] {

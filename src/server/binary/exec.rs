@@ -4,6 +4,7 @@
 use bytes::BytesMut;
 
 use super::sasl::Sasl;
+use crate::limit_stats::Outcome;
 use crate::protocol::binary::{
     status, write_error, write_response, write_stat, Command, Header, Request, StoreOp,
     NO_AUTOVIVIFY,
@@ -151,8 +152,7 @@ pub fn execute(ctx: &Context, req: Request<'_>, out: &mut Output, sasl: &mut Sas
         ),
         Command::Stat { key } => stat(ctx, h, key, out),
         Command::RateLimit { args: None, .. } => {
-            ServerStats::add(&ctx.stats.cmd_ratelimit, 1);
-            ServerStats::add(&ctx.stats.ratelimit_errors, 1);
+            exec::count(ctx, &[], Outcome::Error);
             write_error(out, h, status::EINVAL);
         }
         Command::RateLimit { key, args: Some(a) } => {

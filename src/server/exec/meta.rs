@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::text::apply_error_reply;
 use super::{Refused, Responder};
-use crate::protocol::meta::{put_echoes, put_key, MetaRequest};
+use crate::protocol::meta::{put_echoes, put_hit_head, put_key, MetaRequest};
 use crate::protocol::text::write_reply;
 use crate::protocol::Reply;
 use crate::ratelimit::{ApplyError, Decision};
@@ -53,12 +53,7 @@ impl MetaReply<'_, '_> {
     /// `VA <len>` or `HD`, then the returned flags in request order.
     fn hit(&self, out: &mut Output, len: usize, flags: u32, cas: u64) {
         let req = self.req;
-        if req.value {
-            out.put_slice(b"VA ");
-            out.put_slice(itoa::Buffer::new().format(len).as_bytes());
-        } else {
-            out.put_slice(b"HD");
-        }
+        put_hit_head(out, req.value, len);
         for tok in &req.tokens {
             match tok[0] {
                 b's' => num(out, b's', len),
